@@ -1,0 +1,45 @@
+# `make demo` and `make test` each set up a fresh machine by themselves.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck unit system-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages the integration tests and benchmarks use (peers, Prometheus); installed only when missing.
+SYSTEM_PACKAGES := wrk nginx-light haproxy prometheus
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check smi_bridge backends proxy tests benchmarks
+	$(BIN)/ruff format --check smi_bridge backends proxy tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) system-deps
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck unit
+
+demo: $(STAMP) system-deps
+	$(BIN)/smi-bridge lint fixtures/demo
+	$(BIN)/smi-bridge translate --to all fixtures/demo -o out/demo
+
+bench: $(STAMP) system-deps
+	$(BIN)/python benchmarks/lint.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
