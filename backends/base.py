@@ -166,6 +166,12 @@ class Backend(Protocol):
         """The target's objects for ``ir`` (plain dicts, sorted), consumed nodes, diagnostics."""
         ...
 
-    def ingest(self, objects: Sequence[SourceObject], options: Options) -> tuple[IR, Report]:
-        """The reverse of ``emit``, for migrations; what the IR cannot hold is reported."""
+    def ingest(self, objects: Sequence[SourceObject], inventory: IR, options: Options) -> tuple[IR, Report]:
+        """The reverse of ``emit``, for migrations; what the IR cannot hold is reported.
+
+        ``objects`` are every object of the input (kinds this backend does not know are listed in
+        the report and passed over); ``inventory`` is an IR holding only the Services and Pods
+        built from the same input (``smi_bridge.build``), for resolving identities. The result
+        includes those Services and Pods.
+        """
         ...

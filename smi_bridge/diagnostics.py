@@ -103,6 +103,43 @@ class Diagnostic:
         return replace(self, severity=severity)
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A stable diagnostic code with its default severity and one-line description.
+
+    Every module that reports diagnostics declares its checks as module-level ``Check`` constants
+    and lists them in a ``CHECKS`` tuple; ``smi-bridge lint --list-checks`` prints them all.
+    """
+
+    code: str
+    severity: Severity
+    title: str
+
+    def __call__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+        resource: ResourceRef | None = None,
+        hint: str = "",
+        severity: Severity | None = None,
+    ) -> Diagnostic:
+        return Diagnostic(
+            self.code,
+            severity or self.severity,
+            message,
+            file=file,
+            line=line,
+            column=column,
+            path=path,
+            resource=resource or ResourceRef(),
+            hint=hint,
+        )
+
+
 @dataclass
 class Report:
     """An ordered collection of diagnostics plus the counters a summary needs."""
