@@ -23,6 +23,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "smi_bridge.probes": (("smi_bridge.ir", "smi_bridge.regex", "smi_bridge.semantics"), ()),
     "backends": (
         ("backends", "smi_bridge.ir", "smi_bridge.diagnostics", "smi_bridge.regex", "smi_bridge.semantics",
+         "smi_bridge.model.quantity",
          "smi_bridge"),
         ("jsonschema",),
     ),
