@@ -11,6 +11,7 @@ whatever an emitter forgets.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -37,6 +38,7 @@ class Options:
     access_mode: AccessMode = "enforce"
     linkerd_split: Literal["httproute", "serviceprofile"] = "httproute"
     linkerd_control_plane_ns: str = "linkerd"
+    consul_namespaces: bool = False  # consul: Enterprise namespaces with mirroring (keep source namespaces)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class EmitContext:
         self.backend = backend
         self.options = options
         self._objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self._consumed: set[object] = set()
+        self._consumed: set[builtins.object] = set()
         self._diagnostics: list[Diagnostic] = []
 
     def object(
@@ -134,7 +136,7 @@ class EmitContext:
         self._objects[key] = obj
         return obj
 
-    def consume(self, *nodes: object) -> None:
+    def consume(self, *nodes: builtins.object) -> None:
         self._consumed.update(nodes)
 
     def lossy(

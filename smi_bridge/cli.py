@@ -86,6 +86,8 @@ def add_translation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--linkerd-split", choices=["httproute", "serviceprofile"], default="httproute",
                    help="linkerd target: splits as Gateway API HTTPRoute (default) or ServiceProfile dstOverrides")
     p.add_argument("--linkerd-control-plane-ns", default="linkerd", help="linkerd target: control-plane namespace")
+    p.add_argument("--consul-namespaces", action="store_true",
+                   help="consul target: Consul Enterprise namespace mirroring (keep source namespaces)")
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -95,6 +97,7 @@ def options_from(args: argparse.Namespace) -> Options:
         access_mode=args.access_mode,
         linkerd_split=args.linkerd_split,
         linkerd_control_plane_ns=args.linkerd_control_plane_ns,
+        consul_namespaces=args.consul_namespaces,
     )
 
 
