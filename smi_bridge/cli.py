@@ -18,6 +18,7 @@ from backends import REGISTRY
 from backends.base import Options
 from smi_bridge import __version__
 from smi_bridge.diagnostics import Diagnostic, Report, Severity
+from smi_bridge.load import UsageError as LoadUsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -222,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except UsageError as exc:
+    except (UsageError, LoadUsageError) as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -76,10 +76,17 @@ def codes(result: BuildResult) -> list[str]:
 
 
 def test_v1alpha1_quantities_become_exact_integer_ratios() -> None:
-    r = built(split("{service: web, backends: [{service: a, weight: 1}, {service: b, weight: 500m}]}", "v1alpha1"))
+    r = built(
+        split("{service: web, backends: [{service: a, weight: 1}, {service: b, weight: 500m}]}", "v1alpha1")
+    )
     assert [b.weight for b in r.ir.splits[0].backends] == [2, 1]
-    r = built(split("{service: web, backends: [{service: a, weight: 10m}, {service: b, weight: 100m}, "
-                    "{service: c, weight: 1500m}]}", "v1alpha1"))
+    r = built(
+        split(
+            "{service: web, backends: [{service: a, weight: 10m}, {service: b, weight: 100m}, "
+            "{service: c, weight: 1500m}]}",
+            "v1alpha1",
+        )
+    )
     assert [b.weight for b in r.ir.splits[0].backends] == [1, 10, 150]
 
 
@@ -116,7 +123,9 @@ def test_endpoints_come_from_pods_when_no_endpointslice_exists() -> None:
 
 
 def test_endpointslices_win_over_pods() -> None:
-    r = built(SERVICES + """
+    r = built(
+        SERVICES
+        + """
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -130,7 +139,8 @@ endpoints:
 - addresses: [10.1.0.7, 10.1.0.8]
   conditions: {ready: true}
   targetRef: {kind: Pod, name: web-v2-abc12}
-""")
+"""
+    )
     v2 = r.ir.service("shop", "web-v2")
     assert v2 is not None
     assert [e.address for e in v2.endpoints] == ["10.1.0.7", "10.1.0.8"]
@@ -138,7 +148,10 @@ endpoints:
 
 
 def test_backend_missing_a_root_port_is_reported_with_inventory() -> None:
-    r = built(SERVICES + split("{service: web, backends: [{service: web-v1, weight: 1}, {service: web-v2, weight: 1}]}"))
+    r = built(
+        SERVICES
+        + split("{service: web, backends: [{service: web-v1, weight: 1}, {service: web-v2, weight: 1}]}")
+    )
     (d,) = [d for d in r.diagnostics if d.code == "SMB039"]
     assert "9090" in d.message and "web-v2" in d.message
 
@@ -155,20 +168,27 @@ def test_all_zero_weights_self_backend_and_duplicates_are_reported() -> None:
 
 
 def test_two_splits_on_one_root_keep_the_first_by_name() -> None:
-    r = built(split("{service: web, backends: [{service: a, weight: 1}]}", name="b-second")
-              + split("{service: web, backends: [{service: b, weight: 1}]}", name="a-first"))
+    r = built(
+        split("{service: web, backends: [{service: a, weight: 1}]}", name="b-second")
+        + split("{service: web, backends: [{service: b, weight: 1}]}", name="a-first")
+    )
     (d,) = r.diagnostics
     assert d.code == "SMB036" and d.resource.name == "b-second" and "a-first applies" in d.message
 
 
 def test_split_matches_resolve_to_the_route_groups_routes() -> None:
-    r = built("""
+    r = built(
+        """
 ---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: ab, namespace: shop}
 spec: {matches: [{name: ff, headers: [{User-Agent: ".*Firefox.*"}], methods: ["*"]}]}
-""" + split("{service: web, matches: [{kind: HTTPRouteGroup, name: ab}], backends: [{service: a, weight: 1}]}"))
+"""
+        + split(
+            "{service: web, matches: [{kind: HTTPRouteGroup, name: ab}], backends: [{service: a, weight: 1}]}"
+        )
+    )
     (s,) = r.ir.splits
     assert s.matches is not None
     (m,) = s.matches
@@ -178,7 +198,11 @@ spec: {matches: [{name: ff, headers: [{User-Agent: ".*Firefox.*"}], methods: ["*
 
 
 def test_split_with_dangling_match_reference_matches_nothing() -> None:
-    r = built(split("{service: web, matches: [{kind: HTTPRouteGroup, name: nope}], backends: [{service: a, weight: 1}]}"))
+    r = built(
+        split(
+            "{service: web, matches: [{kind: HTTPRouteGroup, name: nope}], backends: [{service: a, weight: 1}]}"
+        )
+    )
     assert codes(r) == ["SMB030"]
     assert r.ir.splits[0].matches == ()
 

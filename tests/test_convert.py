@@ -31,7 +31,9 @@ def objects(text: str) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_one_and_500m_become_two_and_one(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: split.smi-spec.io/v1alpha1
         kind: TrafficSplit
         metadata: {name: s, namespace: ns}
@@ -40,7 +42,8 @@ def test_one_and_500m_become_two_and_one(tmp_path: Path) -> None:
           backends:
           - {service: v1, weight: 1}
           - {service: v2, weight: 500m}
-    """)
+    """,
+    )
     result = convert_paths([p], parse_targets(["split.smi-spec.io/v1alpha4"]))
     (obj,) = objects(result.outputs[str(p)])
     assert obj["apiVersion"] == "split.smi-spec.io/v1alpha4"
@@ -49,7 +52,9 @@ def test_one_and_500m_become_two_and_one(tmp_path: Path) -> None:
 
 
 def test_destination_port_becomes_a_synthesised_tcproute_rule(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: access.smi-spec.io/v1alpha2
         kind: TrafficTarget
         metadata: {name: t, namespace: ns}
@@ -57,7 +62,8 @@ def test_destination_port_becomes_a_synthesised_tcproute_rule(tmp_path: Path) ->
           destination: {kind: ServiceAccount, name: api, port: 8080}
           rules: [{kind: HTTPRouteGroup, name: routes}]
           sources: [{kind: ServiceAccount, name: web}]
-    """)
+    """,
+    )
     result = convert_paths([p], parse_targets(["access.smi-spec.io/v1alpha3"]))
     target, tcp = objects(result.outputs[str(p)])
     assert "port" not in target["spec"]["destination"]
@@ -72,7 +78,9 @@ def test_destination_port_becomes_a_synthesised_tcproute_rule(tmp_path: Path) ->
 
 
 def test_converted_access_keeps_the_same_meaning_in_the_ir(tmp_path: Path) -> None:
-    original = write(tmp_path, """
+    original = write(
+        tmp_path,
+        """
         apiVersion: specs.smi-spec.io/v1alpha1
         kind: HTTPRouteGroup
         metadata: {name: routes, namespace: ns}
@@ -84,8 +92,11 @@ def test_converted_access_keeps_the_same_meaning_in_the_ir(tmp_path: Path) -> No
         destination: {kind: ServiceAccount, name: api, port: 8080}
         specs: [{kind: HTTPRouteGroup, name: routes, matches: [m]}]
         sources: [{kind: ServiceAccount, name: web}]
-    """)
-    result = convert_paths([original], parse_targets(["access.smi-spec.io/v1alpha3", "specs.smi-spec.io/v1alpha4"]))
+    """,
+    )
+    result = convert_paths(
+        [original], parse_targets(["access.smi-spec.io/v1alpha3", "specs.smi-spec.io/v1alpha4"])
+    )
     converted = write(tmp_path, result.outputs[str(original)], "out.yaml")
 
     def target_rules(path: Path) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
@@ -117,19 +128,24 @@ def test_dropping_split_matches_is_refused_unless_allowed(tmp_path: Path) -> Non
 
 
 def test_headers_cannot_go_to_httproutegroup_v1alpha1_silently(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: specs.smi-spec.io/v1alpha4
         kind: HTTPRouteGroup
         metadata: {name: g, namespace: ns}
         spec: {matches: [{name: a, headers: [{x-beta: "true"}]}]}
-    """)
+    """,
+    )
     result = convert_paths([p], parse_targets(["specs.smi-spec.io/v1alpha1"]))
     assert result.refused == 1
     assert any("widens" in d.message for d in result.diagnostics)
 
 
 def test_tcproute_ports_cannot_be_dropped_silently_and_udproute_has_no_other_version(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: specs.smi-spec.io/v1alpha4
         kind: TCPRoute
         metadata: {name: r, namespace: ns}
@@ -139,19 +155,23 @@ def test_tcproute_ports_cannot_be_dropped_silently_and_udproute_has_no_other_ver
         kind: UDPRoute
         metadata: {name: u, namespace: ns}
         spec: {matches: {ports: [53]}}
-    """)
+    """,
+    )
     result = convert_paths([p], parse_targets(["specs.smi-spec.io/v1alpha3"]))
     assert result.refused == 2
     assert sorted(d.code for d in result.diagnostics if d.severity.name == "ERROR") == ["SMC001", "SMC002"]
 
 
 def test_httproutegroup_moves_matches_between_top_level_and_spec(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: specs.smi-spec.io/v1alpha2
         kind: HTTPRouteGroup
         metadata: {name: g, namespace: ns}
         matches: [{name: a, pathRegex: /a, headers: {x: "1"}}]
-    """)
+    """,
+    )
     up = convert_paths([p], parse_targets(["specs.smi-spec.io/v1alpha4"]))
     (obj,) = objects(up.outputs[str(p)])
     assert "matches" not in obj and obj["spec"]["matches"][0]["headers"] == {"x": "1"}
@@ -167,7 +187,9 @@ def test_httproutegroup_moves_matches_between_top_level_and_spec(tmp_path: Path)
 
 
 def test_in_place_keeps_comments_and_other_documents(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         # the canary of web
         apiVersion: split.smi-spec.io/v1alpha2
         kind: TrafficSplit
@@ -185,7 +207,8 @@ def test_in_place_keeps_comments_and_other_documents(tmp_path: Path) -> None:
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: untouched}
-    """)
+    """,
+    )
     result = convert_paths([p], parse_targets(["split.smi-spec.io/v1alpha4"]), in_place=True)
     text = p.read_text()
     assert result.changed == 1
@@ -204,18 +227,26 @@ def test_parse_targets_understands_bare_versions_and_rejects_nonsense() -> None:
 
 
 def test_cli_convert_exit_codes_and_stdout(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         apiVersion: split.smi-spec.io/v1alpha1
         kind: TrafficSplit
         metadata: {name: s, namespace: ns}
         spec: {service: web, backends: [{service: a, weight: 250m}, {service: b, weight: 750m}]}
-    """)
-    ok = subprocess.run([*SMI, "convert", "--to-version", "split.smi-spec.io/v1alpha2", str(p)],
-                        capture_output=True, text=True, check=False)
+    """,
+    )
+    ok = subprocess.run(
+        [*SMI, "convert", "--to-version", "split.smi-spec.io/v1alpha2", str(p)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert [b["weight"] for b in yaml.safe_load(ok.stdout)["spec"]["backends"]] == [1, 3]
-    bad = subprocess.run([*SMI, "convert", "--to-version", "v7", str(p)], capture_output=True, text=True,
-                         check=False)
+    bad = subprocess.run(
+        [*SMI, "convert", "--to-version", "v7", str(p)], capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 2 and "unknown version" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -22,19 +22,40 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "smi_bridge.semantics": (("smi_bridge.ir", "smi_bridge.regex"), ()),
     "smi_bridge.probes": (("smi_bridge.ir", "smi_bridge.regex", "smi_bridge.semantics"), ()),
     "backends": (
-        ("backends", "smi_bridge.ir", "smi_bridge.diagnostics", "smi_bridge.regex", "smi_bridge.semantics",
-         "smi_bridge.model.quantity",
-         "smi_bridge"),
+        (
+            "backends",
+            "smi_bridge.ir",
+            "smi_bridge.diagnostics",
+            "smi_bridge.regex",
+            "smi_bridge.semantics",
+            "smi_bridge.model.quantity",
+            "smi_bridge",
+        ),
         ("jsonschema",),
     ),
     "proxy": (
-        ("proxy", "smi_bridge.ir", "smi_bridge.semantics", "smi_bridge.regex", "smi_bridge.diagnostics", "smi_bridge"),
+        (
+            "proxy",
+            "smi_bridge.ir",
+            "smi_bridge.semantics",
+            "smi_bridge.regex",
+            "smi_bridge.diagnostics",
+            "smi_bridge",
+        ),
         ("uvloop", "httptools", "prometheus_client", "jsonschema", "yaml", "cryptography"),
     ),
 }
 # Modules a backend must never import even though they live under smi_bridge (no reaching forward).
-BACKEND_FORBIDDEN = ("smi_bridge.load", "smi_bridge.parse", "smi_bridge.build", "smi_bridge.lint",
-                     "smi_bridge.translate", "smi_bridge.migrate", "smi_bridge.controller", "smi_bridge.cli")
+BACKEND_FORBIDDEN = (
+    "smi_bridge.load",
+    "smi_bridge.parse",
+    "smi_bridge.build",
+    "smi_bridge.lint",
+    "smi_bridge.translate",
+    "smi_bridge.migrate",
+    "smi_bridge.controller",
+    "smi_bridge.cli",
+)
 
 
 def modules() -> list[tuple[str, Path]]:
@@ -70,7 +91,9 @@ def imports_of(path: Path, module: str) -> list[str]:
 def rule_for(module: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     best = None
     for prefix in RULES:
-        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best)):
+        if (module == prefix or module.startswith(prefix + ".")) and (
+            best is None or len(prefix) > len(best)
+        ):
             best = prefix
     return RULES[best] if best else None
 

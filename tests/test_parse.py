@@ -26,7 +26,12 @@ def test_valid_v1alpha4_split_parses_to_a_model() -> None:
         spec: {service: web, backends: [{service: web-v1, weight: 90}, {service: web-v2, weight: 10}]}
     """)
     assert res.model is not None and res.diagnostics == []
-    assert (res.group, res.version, res.kind, res.namespace) == ("split.smi-spec.io", "v1alpha4", "TrafficSplit", "ns")
+    assert (res.group, res.version, res.kind, res.namespace) == (
+        "split.smi-spec.io",
+        "v1alpha4",
+        "TrafficSplit",
+        "ns",
+    )
 
 
 def test_string_weight_in_v1alpha2_is_a_schema_error_at_its_line() -> None:
@@ -162,7 +167,9 @@ def test_unknown_version_and_unknown_kind_are_named() -> None:
 
 
 def test_missing_api_version_is_reported_unless_assumed() -> None:
-    loaded = load_bytes(b"kind: TrafficSplit\nmetadata: {name: s}\nspec: {service: a, backends: []}\n", "x.yaml")
+    loaded = load_bytes(
+        b"kind: TrafficSplit\nmetadata: {name: s}\nspec: {service: a, backends: []}\n", "x.yaml"
+    )
     (plain,) = parse_documents(loaded.documents).resources
     assert [d.code for d in plain.diagnostics] == ["SMB020"]
     (assumed,) = parse_documents(

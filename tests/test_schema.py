@@ -33,8 +33,10 @@ KNOWN_BAD = {
     "apiresourcelist-v1alpha1-discovery-elided-NOT-VALID-YAML.yaml": "SMB001",
     "trafficsplit-v1alpha3-v1alpha4-ab-test-with-httproutegroup.yaml": "SMB025",  # HRG top-level matches
 }
-NOT_SMI_OR_DRAFT = re.compile(r"^(service-v1|apiservice|role-rbac|identitybinding|traffictarget-v1alpha4-draft|"
-                              r"trafficmetricslist-.*-items-elided|trafficmetrics-v1alpha1-fragment)")
+NOT_SMI_OR_DRAFT = re.compile(
+    r"^(service-v1|apiservice|role-rbac|identitybinding|traffictarget-v1alpha4-draft|"
+    r"trafficmetricslist-.*-items-elided|trafficmetrics-v1alpha1-fragment)"
+)
 
 
 def test_schemas_on_disk_match_the_models() -> None:
@@ -42,12 +44,17 @@ def test_schemas_on_disk_match_the_models() -> None:
     on_disk = {p.name for p in SCHEMA_DIR.glob("*.json") if p.name != "proxy-config.schema.json"}
     assert on_disk == set(generated), "run: python -m smi_bridge.schema"
     for name, schema in generated.items():
-        assert (SCHEMA_DIR / name).read_text("utf-8") == render(schema), f"{name} drifted: python -m smi_bridge.schema"
+        assert (SCHEMA_DIR / name).read_text("utf-8") == render(schema), (
+            f"{name} drifted: python -m smi_bridge.schema"
+        )
 
 
 def _versions_in_name(name: str) -> tuple[str, list[str]]:
-    m = re.match(r"^(trafficsplit|traffictarget|httproutegroup|tcproute|udproute|trafficmetrics)-"
-                 r"((?:v1alpha\d-?)+)", name)
+    m = re.match(
+        r"^(trafficsplit|traffictarget|httproutegroup|tcproute|udproute|trafficmetrics)-"
+        r"((?:v1alpha\d-?)+)",
+        name,
+    )
     assert m, name
     versions = re.findall(r"v1alpha\d", m.group(2))
     return m.group(1), versions
@@ -82,14 +89,22 @@ def _assume(name: str, version: str) -> dict[str, str]:
     return assume
 
 
-@pytest.mark.parametrize(("path", "version"), spec_examples(), ids=lambda x: x.name if isinstance(x, Path) else x)
+@pytest.mark.parametrize(
+    ("path", "version"), spec_examples(), ids=lambda x: x.name if isinstance(x, Path) else x
+)
 def test_every_valid_spec_example_is_valid_here(path: Path, version: str) -> None:
     loaded = load([path])
     assert loaded.diagnostics == []
     companions = []
     if "traffictarget-v1alpha1" in path.name:
-        companions = [SPEC_DOCS / "traffic-access" / "httproutegroup-in-access-v1alpha1-the-routes-toplevel-matches.yaml"]
-    parsed = parse_documents([*loaded.documents, *load(companions).documents], assume_version=_assume(path.name, version))
+        companions = [
+            SPEC_DOCS
+            / "traffic-access"
+            / "httproutegroup-in-access-v1alpha1-the-routes-toplevel-matches.yaml"
+        ]
+    parsed = parse_documents(
+        [*loaded.documents, *load(companions).documents], assume_version=_assume(path.name, version)
+    )
     errors = [str(d) for d in parsed.diagnostics if d.severity.name != "INFO"]
     assert errors == []
     for res in parsed.resources:
@@ -173,14 +188,19 @@ RELAXED = {
 }
 
 
-@pytest.mark.parametrize(("group", "version", "kind", "crd", "source"), _crd_versions(),
-                         ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    ("group", "version", "kind", "crd", "source"),
+    _crd_versions(),
+    ids=lambda x: x if isinstance(x, str) else "",
+)
 def test_we_require_everything_the_published_crds_require(
     group: str, version: str, kind: str, crd: dict[str, Any], source: str
 ) -> None:
     name = schema_filename(group, version, kind)
     if not (SCHEMA_DIR / name).exists():
-        pytest.skip(f"{group}/{version} {kind} is a draft we do not support (IdentityBinding, access v1alpha4)")
+        pytest.skip(
+            f"{group}/{version} {kind} is a draft we do not support (IdentityBinding, access v1alpha4)"
+        )
     ours = _our_required_paths(json.loads((SCHEMA_DIR / name).read_text("utf-8")))
     theirs = {p for p in _required_paths(crd) if not p.startswith(("status", "metadata"))}
     missing = sorted(p for p in theirs - ours if (group, version, p) not in RELAXED)
@@ -192,7 +212,9 @@ MINIMAL: dict[tuple[str, str], dict[str, Any]] = {
     ("TrafficSplit", "v1alpha4"): {"spec": {"service": "a", "backends": [{"service": "b", "weight": 1}]}},
     ("TCPRoute", "v1alpha4"): {"spec": {"matches": {"ports": [80]}}},
     ("UDPRoute", "v1alpha4"): {"spec": {"matches": {"ports": [53]}}},
-    ("TrafficTarget", "v1alpha2"): {"spec": {"destination": {"kind": "ServiceAccount", "name": "a", "port": 80}}},
+    ("TrafficTarget", "v1alpha2"): {
+        "spec": {"destination": {"kind": "ServiceAccount", "name": "a", "port": 80}}
+    },
 }
 MUTATIONS = {
     "negative weight": (("spec", "backends", 0, "weight"), -1),
@@ -206,10 +228,17 @@ MUTATIONS = {
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 @pytest.mark.parametrize("key", sorted(MINIMAL), ids=lambda k: f"{k[0]}-{k[1]}")
-def test_weights_ports_and_unknown_fields_are_stricter_than_the_crds(key: tuple[str, str], mutation: str) -> None:
+def test_weights_ports_and_unknown_fields_are_stricter_than_the_crds(
+    key: tuple[str, str], mutation: str
+) -> None:
     kind, version = key
     group = next(g for g, k in GROUP_OF.values() if k == kind)
-    base = {"apiVersion": f"{group}/{version}", "kind": kind, "metadata": {"name": "x"}, **copy.deepcopy(MINIMAL[key])}
+    base = {
+        "apiVersion": f"{group}/{version}",
+        "kind": kind,
+        "metadata": {"name": "x"},
+        **copy.deepcopy(MINIMAL[key]),
+    }
     path, value = MUTATIONS[mutation]
     node: Any = base
     for seg in path[:-1]:
@@ -226,4 +255,6 @@ def test_weights_ports_and_unknown_fields_are_stricter_than_the_crds(key: tuple[
 
     (res,) = parse_documents(load_bytes(text, "m.yaml").documents).resources
     assert res.diagnostics, f"{mutation} accepted by the {kind} {version} model"
-    jsonschema.Draft202012Validator.check_schema(json.loads((SCHEMA_DIR / schema_filename(group, version, kind)).read_text()))
+    jsonschema.Draft202012Validator.check_schema(
+        json.loads((SCHEMA_DIR / schema_filename(group, version, kind)).read_text())
+    )

@@ -65,8 +65,10 @@ def cases() -> list[Case]:
 def notes_text(diagnostics: list[Diagnostic]) -> str:
     """The report as stable text (no file paths, which differ between checkouts)."""
     lines = []
-    for d in sorted(diagnostics, key=lambda d: (d.code, d.resource.kind, d.resource.namespace,
-                                                d.resource.name, d.path, d.message)):
+    for d in sorted(
+        diagnostics,
+        key=lambda d: (d.code, d.resource.kind, d.resource.namespace, d.resource.name, d.path, d.message),
+    ):
         res = f" ({d.resource})" if d.resource.kind else ""
         lines.append(f"{d.code} {d.severity} {d.message}{res}")
     return "\n".join(lines) + ("\n" if lines else "")
