@@ -836,7 +836,7 @@ class _Reader:
                     f"input is larger than {_size(self.max_bytes)}; refusing to read it",
                     name,
                     1,
-                    hint="split the input, or raise the limit (--max-bytes)",
+                    hint="split the input into smaller files",
                 )
                 return None
             chunks.append(chunk)
@@ -916,7 +916,7 @@ class _Reader:
                 f"file is {_size(st.st_size)}, over the {_size(self.max_bytes)} limit; not read",
                 text,
                 1,
-                hint="split the file, or raise the limit (--max-bytes)",
+                hint="split the file into smaller files",
             )
             return
         strict_json = text.lower().endswith(".json")
