@@ -251,7 +251,9 @@ class _Builder:
     def _build_route_groups(self) -> None:
         for (ns, name), r in sorted(self.by_kind.get("HTTPRouteGroup", {}).items()):
             m = r.model
-            assert isinstance(m, specs.HTTPRouteGroupV1alpha1 | specs.HTTPRouteGroupV1alpha3)
+            assert isinstance(
+                m, specs.HTTPRouteGroupV1alpha1 | specs.HTTPRouteGroupV1alpha2 | specs.HTTPRouteGroupV1alpha3
+            )
             base = "spec.matches" if isinstance(m, specs.HTTPRouteGroupV1alpha3) else "matches"
             matches = []
             for i, hm in enumerate(specs.http_matches(m)):

@@ -280,3 +280,19 @@ def test_ir_collections_are_sorted_and_round_trip_through_the_dict_codec() -> No
     r = built(SERVICES + TARGET_V1 + split("{service: web, backends: [{service: web-v1, weight: 3}]}"))
     assert list(r.ir.services) == sorted(r.ir.services, key=lambda s: (s.namespace, s.name))
     assert ir.ir_from_dict(ir.ir_to_dict(r.ir)) == r.ir
+
+
+def test_httproutegroup_v1alpha2_routes_with_headers_are_built() -> None:
+    r = built("""
+---
+apiVersion: specs.smi-spec.io/v1alpha2
+kind: HTTPRouteGroup
+metadata: {name: g, namespace: shop}
+matches:
+- name: ff
+  headers:
+  - user-agent: ".*Firefox.*"
+""")
+    (g,) = r.ir.route_groups
+    assert g.matches[0].headers == (ir.HeaderMatch("user-agent", ".*Firefox.*"),)
+    assert g.matches[0].origin.path == "matches[0]"
