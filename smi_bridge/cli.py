@@ -202,6 +202,15 @@ def _register_lint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 COMMANDS["lint"] = _register_lint
 
 
+def _register_metrics(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smi_bridge.metrics.cli import register
+
+    register(sub)
+
+
+COMMANDS["metrics"] = _register_metrics
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),

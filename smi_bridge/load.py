@@ -654,7 +654,7 @@ def _resource_of(obj: Any) -> ResourceRef:
 class _Source:
     """One input file (or stdin, or a string): its name, how to get its text back, document spans."""
 
-    __slots__ = ("_roots", "_text", "data", "is_json", "name", "path", "spans", "stamp")
+    __slots__ = ("_roots", "_text", "data", "is_json", "keep_nodes", "name", "path", "spans", "stamp")
 
     def __init__(
         self,
@@ -671,7 +671,10 @@ class _Source:
         self.is_json = False
         self.spans: dict[int, tuple[int, int, int]] = {}  # index -> (start char, end char, first line)
         self._text: str | None = None
-        self._roots: dict[int, Node | None] = {}
+        # index -> (root node, line its marks count from); filled while parsing when keep_nodes,
+        # otherwise on first use by composing that document's text again.
+        self._roots: dict[int, tuple[Node | None, int]] = {}
+        self.keep_nodes = False
 
     def text(self) -> str | None:
         if self._text is None:
@@ -692,7 +695,10 @@ class _Source:
             self._text = text.replace("\t", " ") if self.is_json else text
         return self._text
 
-    def root(self, index: int) -> Node | None:
+    def keep(self, index: int, root: Node, first_line: int) -> None:
+        self._roots[index] = (root, first_line)
+
+    def root(self, index: int) -> tuple[Node | None, int]:
         if index in self._roots:
             return self._roots[index]
         root: Node | None = None
@@ -706,16 +712,17 @@ class _Source:
                 root = None
             finally:
                 composer.dispose()
-        self._roots[index] = root
-        return root
+        first_line = span[2] if span is not None else 0
+        self._roots[index] = (root, first_line)
+        return root, first_line
 
     def position(self, index: int, path: Sequence[str | int]) -> tuple[int, int] | None:
-        root = self.root(index)
+        root, first_line = self.root(index)
         node = _find(root, path) if root is not None else None
         if node is None:
             return None
         mark = node.start_mark
-        return (self.spans[index][2] + mark.line, mark.column + 1)
+        return (first_line + mark.line, mark.column + 1)
 
 
 def _find(node: Node, path: Sequence[str | int]) -> Node | None:
@@ -753,6 +760,7 @@ def _lookup(node: MappingNode, key: str, hops: int) -> Node | None:
 # --------------------------------------------------------------------------------------------------
 # Reading paths and parsing files
 
+_KEEP_NODES_BYTES: Final = 32 * 1024 * 1024
 _MMAP_AT: Final = 16 * 1024 * 1024  # files this large are mapped, not read into memory
 _RELEASE_EVERY: Final = 8 * 1024 * 1024
 _STREAM_CHUNK: Final = 1024 * 1024
@@ -941,6 +949,9 @@ class _Reader:
     # ---- one file's content
 
     def parse(self, source: _Source, data: bytes | mmap.mmap, *, strict_json: bool) -> None:
+        # Small files keep their parsed nodes, so positions for many findings cost nothing more;
+        # large ones give them up and re-parse one document when a position is asked for.
+        source.keep_nodes = len(data) <= _KEEP_NODES_BYTES
         if not data:
             self.skipped += 1
             return
@@ -1163,6 +1174,8 @@ class _Reader:
             return
         start = cursor.char + mark.index - mark.column
         source.spans[cursor.index] = (start, cursor.char + root.end_mark.index, line)
+        if source.keep_nodes:
+            source.keep(cursor.index, root, cursor.line)
         builder.reset()
         try:
             obj = builder.build(root, 1)
