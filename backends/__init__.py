@@ -41,4 +41,13 @@ def get_backend(name: str) -> Backend:
     return _cache[name]
 
 
-__all__ = ["REGISTRY", "Backend", "EmitContext", "Emission", "Options", "SourceObject", "UnknownBackend", "get_backend"]
+__all__ = [
+    "REGISTRY",
+    "Backend",
+    "EmitContext",
+    "Emission",
+    "Options",
+    "SourceObject",
+    "UnknownBackend",
+    "get_backend",
+]

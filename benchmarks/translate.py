@@ -49,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("lint", lint_s)]
         for target in TARGETS:
             out = str(Path(tmp) / f"out-{target}.yaml")
-            rows.append((f"translate --to {target}", best_of([*SMI, "translate", "--to", target, corpus, "-o", out,
-                                                               "--overwrite"], args.repeat)))
+            rows.append(
+                (
+                    f"translate --to {target}",
+                    best_of(
+                        [*SMI, "translate", "--to", target, corpus, "-o", out, "--overwrite"], args.repeat
+                    ),
+                )
+            )
     n = info.documents
     print(f"corpus: {n} documents, {info.bytes / 1e6:.1f} MB, one file; best of {args.repeat}")
     print(f"{'command':32} {'seconds':>8} {'docs/s':>9} {'vs lint':>8}")

@@ -20,28 +20,51 @@ from dataclasses import dataclass, field
 
 from smi_bridge import ir
 from smi_bridge.diagnostics import Check, Diagnostic, Severity
-from smi_bridge.model import access, inventory, specs, split
+from smi_bridge.model import access, specs, split
+from smi_bridge.model import inventory as inv
 from smi_bridge.model.quantity import integer_weights, parse_quantity
 from smi_bridge.parse import Resource
 
-DANGLING_ROUTE = Check("SMB030", Severity.ERROR, "reference to an HTTPRouteGroup, TCPRoute or UDPRoute that is not in the input")
+DANGLING_ROUTE = Check(
+    "SMB030", Severity.ERROR, "reference to an HTTPRouteGroup, TCPRoute or UDPRoute that is not in the input"
+)
 DANGLING_MATCH = Check("SMB031", Severity.ERROR, "rule names a route (match) its route group does not have")
-BAD_ROOT = Check("SMB032", Severity.ERROR, "TrafficSplit root service is not a Service of the split's namespace")
+BAD_ROOT = Check(
+    "SMB032", Severity.ERROR, "TrafficSplit root service is not a Service of the split's namespace"
+)
 MISSING_BACKEND = Check("SMB033", Severity.WARNING, "backend Service not found in the inventory")
 MISSING_ROOT = Check("SMB034", Severity.WARNING, "root Service not found in the inventory")
 ALL_ZERO = Check("SMB035", Severity.ERROR, "every backend weight is zero")
-TWO_SPLITS = Check("SMB036", Severity.WARNING, "two TrafficSplits on one root service (the first by name applies)")
+TWO_SPLITS = Check(
+    "SMB036", Severity.WARNING, "two TrafficSplits on one root service (the first by name applies)"
+)
 SELF_BACKEND = Check("SMB037", Severity.WARNING, "a backend is the root service itself")
-DEST_NAMESPACE = Check("SMB038", Severity.WARNING, "TrafficTarget destination namespace differs from the TrafficTarget's")
-PORT_MISMATCH = Check("SMB039", Severity.WARNING, "backend Service lacks a port of the root Service (excluded for that port)")
-NO_IDENTITY = Check("SMB040", Severity.INFO, "no pod or workload template runs behind this Service (no ServiceAccount known)")
-PORT_RULE = Check("SMB041", Severity.INFO, "access v1alpha1/v1alpha2 destination.port kept as a TCP rule on that port")
-MIXED_RULES = Check("SMB042", Severity.INFO, "TrafficTarget mixes TCPRoute and HTTPRouteGroup rules (HTTP narrowed to the TCP ports)")
+DEST_NAMESPACE = Check(
+    "SMB038", Severity.WARNING, "TrafficTarget destination namespace differs from the TrafficTarget's"
+)
+PORT_MISMATCH = Check(
+    "SMB039", Severity.WARNING, "backend Service lacks a port of the root Service (excluded for that port)"
+)
+NO_IDENTITY = Check(
+    "SMB040", Severity.INFO, "no pod or workload template runs behind this Service (no ServiceAccount known)"
+)
+PORT_RULE = Check(
+    "SMB041", Severity.INFO, "access v1alpha1/v1alpha2 destination.port kept as a TCP rule on that port"
+)
+MIXED_RULES = Check(
+    "SMB042",
+    Severity.INFO,
+    "TrafficTarget mixes TCPRoute and HTTPRouteGroup rules (HTTP narrowed to the TCP ports)",
+)
 MATCHES_ON_L4 = Check("SMB043", Severity.WARNING, "rules[].matches on a TCPRoute or UDPRoute has no meaning")
 EMPTY_BACKENDS = Check("SMB044", Severity.WARNING, "TrafficSplit has no backends")
 DUPLICATE_BACKEND = Check("SMB045", Severity.WARNING, "the same backend Service is listed twice")
-INCOMPATIBLE_SPECS = Check("SMB046", Severity.INFO, "referenced route group is at a version not paired with the referrer's")
-EMPTY_ROUTE_GROUP = Check("SMB047", Severity.WARNING, "referenced HTTPRouteGroup has no routes (the split matches nothing)")
+INCOMPATIBLE_SPECS = Check(
+    "SMB046", Severity.INFO, "referenced route group is at a version not paired with the referrer's"
+)
+EMPTY_ROUTE_GROUP = Check(
+    "SMB047", Severity.WARNING, "referenced HTTPRouteGroup has no routes (the split matches nothing)"
+)
 
 CHECKS: tuple[Check, ...] = (
     DANGLING_ROUTE,
@@ -127,7 +150,7 @@ class _Builder:
         pods: list[ir.Pod] = []
         for r in self.resources:
             m = r.model
-            if isinstance(m, inventory.Pod):
+            if isinstance(m, inv.Pod):
                 pods.append(
                     ir.Pod(
                         namespace=r.namespace,
@@ -139,7 +162,7 @@ class _Builder:
                         origin=_origin(r),
                     )
                 )
-            elif isinstance(m, inventory.Workload):
+            elif isinstance(m, inv.Workload):
                 tmpl = m.spec.template
                 pods.append(
                     ir.Pod(
@@ -153,9 +176,9 @@ class _Builder:
                     )
                 )
         pods.sort(key=lambda p: (p.namespace, p.name, p.template))
-        slices: dict[tuple[str, str], list[inventory.EndpointSlice]] = defaultdict(list)
+        slices: dict[tuple[str, str], list[inv.EndpointSlice]] = defaultdict(list)
         for r in self.resources:
-            if isinstance(r.model, inventory.EndpointSlice):
+            if isinstance(r.model, inv.EndpointSlice):
                 svc = r.model.metadata.labels.get("kubernetes.io/service-name")
                 if svc:
                     slices[(r.namespace, svc)].append(r.model)
@@ -165,7 +188,7 @@ class _Builder:
             pods_by_ns[p.namespace].append(p)
         for r in self.resources:
             m = r.model
-            if not isinstance(m, inventory.Service):
+            if not isinstance(m, inv.Service):
                 continue
             selector = tuple(sorted((m.spec.selector or {}).items()))
             selected = [p for p in pods_by_ns[r.namespace] if p.matches(selector)]
@@ -200,8 +223,8 @@ class _Builder:
     def _endpoints(
         self,
         res: Resource,
-        svc: inventory.Service,
-        slices: list[inventory.EndpointSlice] | None,
+        svc: inv.Service,
+        slices: list[inv.EndpointSlice] | None,
         selected: list[ir.Pod],
         ports: tuple[ir.ServicePort, ...],
     ) -> tuple[ir.Endpoint, ...]:
@@ -211,7 +234,9 @@ class _Builder:
         if slices:
             for sl in slices:
                 eports = tuple(
-                    ir.EndpointPort(p.port, p.name or "", p.protocol) for p in sl.ports or () if p.port is not None
+                    ir.EndpointPort(p.port, p.name or "", p.protocol)
+                    for p in sl.ports or ()
+                    if p.port is not None
                 )
                 for ep in sl.endpoints or ():
                     pod = ep.targetRef.name if ep.targetRef and ep.targetRef.kind == "Pod" else ""
@@ -219,12 +244,10 @@ class _Builder:
                         sa = pod_sa.get((res.namespace, pod), "") or (
                             pod_by_ip[addr].service_account if addr in pod_by_ip else ""
                         )
-                        out.append(
-                            ir.Endpoint(addr, eports, pod, sa, ep.conditions.ready is not False)
-                        )
+                        out.append(ir.Endpoint(addr, eports, pod, sa, ep.conditions.ready is not False))
             return tuple(out)
         eps = self.by_kind.get("Endpoints", {}).get((res.namespace, res.name))
-        if eps is not None and isinstance(eps.model, inventory.Endpoints):
+        if eps is not None and isinstance(eps.model, inv.Endpoints):
             for subset in eps.model.subsets or ():
                 eports = tuple(ir.EndpointPort(p.port, p.name or "", p.protocol) for p in subset.ports)
                 for addrs, ready in ((subset.addresses, True), (subset.notReadyAddresses, False)):
@@ -240,7 +263,9 @@ class _Builder:
             if p.template or not p.ip:
                 continue
             eports = tuple(
-                ir.EndpointPort(sp.target_port if isinstance(sp.target_port, int) else sp.port, sp.name, sp.protocol)
+                ir.EndpointPort(
+                    sp.target_port if isinstance(sp.target_port, int) else sp.port, sp.name, sp.protocol
+                )
                 for sp in ports
             )
             out.append(ir.Endpoint(p.ip, eports, p.name, p.service_account, True))
@@ -278,13 +303,19 @@ class _Builder:
             for (ns, name), r in sorted(self.by_kind.get(kind, {}).items()):
                 m = r.model
                 assert isinstance(
-                    m, specs.TCPRouteV1alpha1 | specs.TCPRouteV1alpha3 | specs.TCPRouteV1alpha4 | specs.UDPRouteV1alpha4
+                    m,
+                    specs.TCPRouteV1alpha1
+                    | specs.TCPRouteV1alpha3
+                    | specs.TCPRouteV1alpha4
+                    | specs.UDPRouteV1alpha4,
                 )
                 self.port_routes[(kind, ns, name)] = ir.PortRoute(
                     ns, name, "udp" if proto == "udp" else "tcp", tuple(specs.port_route_ports(m)), _origin(r)
                 )
 
-    def _check_pairing(self, referrer: Resource, api: str, target: Resource, path: Sequence[str | int]) -> None:
+    def _check_pairing(
+        self, referrer: Resource, api: str, target: Resource, path: Sequence[str | int]
+    ) -> None:
         paired = _PAIRED_SPECS.get((api, referrer.version))
         if paired and target.version not in paired:
             self.diagnostics.append(
@@ -305,8 +336,12 @@ class _Builder:
         ok = (
             len(parts) == 1
             or (len(parts) == 2 and parts[1] == r.namespace)
-            or (len(parts) >= 3 and parts[1] == r.namespace and parts[2] == "svc"
-                and (len(parts) == 3 or ".".join(parts[3:]) == self.cluster_domain))
+            or (
+                len(parts) >= 3
+                and parts[1] == r.namespace
+                and parts[2] == "svc"
+                and (len(parts) == 3 or ".".join(parts[3:]) == self.cluster_domain)
+            )
         )
         if not ok or not name:
             self.diagnostics.append(
@@ -336,38 +371,57 @@ class _Builder:
                 weights = integer_weights([parse_quantity(b.weight) for b in m.spec.backends])
             else:
                 weights = [b.weight for b in m.spec.backends]
+            written: Sequence[split.Backend | split.BackendV1alpha1] = m.spec.backends
             backends = tuple(
                 ir.SplitBackend(b.service, w, _origin(r, f"spec.backends[{i}]"))
-                for i, (b, w) in enumerate(zip(m.spec.backends, weights, strict=True))
+                for i, (b, w) in enumerate(zip(written, weights, strict=True))
             )
             if not backends:
-                self.diagnostics.append(r.diag(EMPTY_BACKENDS, "spec.backends is empty: the split sends nowhere",
-                                               ["spec", "backends"]))
+                self.diagnostics.append(
+                    r.diag(
+                        EMPTY_BACKENDS,
+                        "spec.backends is empty: the split sends nowhere",
+                        ["spec", "backends"],
+                    )
+                )
             elif all(w == 0 for w in weights):
                 self.diagnostics.append(
-                    r.diag(ALL_ZERO, "every backend weight is 0: no backend can receive traffic",
-                           ["spec", "backends"], hint="give at least one backend a positive weight")
+                    r.diag(
+                        ALL_ZERO,
+                        "every backend weight is 0: no backend can receive traffic",
+                        ["spec", "backends"],
+                        hint="give at least one backend a positive weight",
+                    )
                 )
             seen: set[str] = set()
             root_svc = services.get((ns, root))
             for i, b in enumerate(backends):
                 if b.service in seen:
                     self.diagnostics.append(
-                        r.diag(DUPLICATE_BACKEND, f"backend {b.service!r} is listed more than once",
-                               ["spec", "backends", i, "service"])
+                        r.diag(
+                            DUPLICATE_BACKEND,
+                            f"backend {b.service!r} is listed more than once",
+                            ["spec", "backends", i, "service"],
+                        )
                     )
                 seen.add(b.service)
                 if b.service == root:
                     self.diagnostics.append(
-                        r.diag(SELF_BACKEND, f"backend {b.service!r} is the root service itself",
-                               ["spec", "backends", i, "service"],
-                               hint="the root usually selects every version; list version-specific Services")
+                        r.diag(
+                            SELF_BACKEND,
+                            f"backend {b.service!r} is the root service itself",
+                            ["spec", "backends", i, "service"],
+                            hint="the root usually selects every version; list version-specific Services",
+                        )
                     )
                 svc = services.get((ns, b.service))
                 if inventory_present and svc is None:
                     self.diagnostics.append(
-                        r.diag(MISSING_BACKEND, f"backend Service {ns}/{b.service} is not in the input",
-                               ["spec", "backends", i, "service"])
+                        r.diag(
+                            MISSING_BACKEND,
+                            f"backend Service {ns}/{b.service} is not in the input",
+                            ["spec", "backends", i, "service"],
+                        )
                     )
                 if svc is not None and root_svc is not None:
                     missing = [p.port for p in root_svc.ports if svc.port(p.port) is None]
@@ -393,17 +447,24 @@ class _Builder:
                     rg = self.route_groups.get((ns, ref.name))
                     if rg is None:
                         self.diagnostics.append(
-                            r.diag(DANGLING_ROUTE, f"HTTPRouteGroup {ns}/{ref.name} is not in the input",
-                                   ["spec", "matches", i, "name"],
-                                   hint="requests can match nothing, so none are split")
+                            r.diag(
+                                DANGLING_ROUTE,
+                                f"HTTPRouteGroup {ns}/{ref.name} is not in the input",
+                                ["spec", "matches", i, "name"],
+                                hint="requests can match nothing, so none are split",
+                            )
                         )
                         continue
-                    self._check_pairing(r, "split", self.by_kind["HTTPRouteGroup"][(ns, ref.name)],
-                                        ["spec", "matches", i])
+                    self._check_pairing(
+                        r, "split", self.by_kind["HTTPRouteGroup"][(ns, ref.name)], ["spec", "matches", i]
+                    )
                     if not rg.matches:
                         self.diagnostics.append(
-                            r.diag(EMPTY_ROUTE_GROUP, f"HTTPRouteGroup {ns}/{ref.name} has no routes",
-                                   ["spec", "matches", i, "name"])
+                            r.diag(
+                                EMPTY_ROUTE_GROUP,
+                                f"HTTPRouteGroup {ns}/{ref.name} has no routes",
+                                ["spec", "matches", i, "name"],
+                            )
                         )
                     collected.extend(rg.matches)
                 matches = tuple(collected)
@@ -415,9 +476,12 @@ class _Builder:
             for extra in group[1:]:
                 r = self.by_kind["TrafficSplit"][(ns, extra.name)]
                 self.diagnostics.append(
-                    r.diag(TWO_SPLITS,
-                           f"TrafficSplits {group[0].name} and {extra.name} both split root {root}; "
-                           f"{group[0].name} applies", ["spec", "service"])
+                    r.diag(
+                        TWO_SPLITS,
+                        f"TrafficSplits {group[0].name} and {extra.name} both split root {root}; "
+                        f"{group[0].name} applies",
+                        ["spec", "service"],
+                    )
                 )
         return out
 
@@ -427,24 +491,36 @@ class _Builder:
         out: list[ir.TrafficTarget] = []
         for (ns, name), r in sorted(self.by_kind.get("TrafficTarget", {}).items()):
             m = r.model
+            dest: access.Subject
+            rule_list: Sequence[access.RuleV1alpha1 | access.RuleV1alpha3]
+            base: list[str]
             if isinstance(m, access.TrafficTargetV1alpha1):
-                dest, rule_list, sources, base = m.destination, m.specs, m.sources, []
+                dest, sources, base = m.destination, m.sources, []
+                rule_list = list(m.specs)
                 rules_key = "specs"
-            elif isinstance(m, access.TrafficTargetV1alpha2 | access.TrafficTargetV1alpha3):
-                dest, rule_list, sources, base = m.spec.destination, m.spec.rules, m.spec.sources, ["spec"]
+            elif isinstance(m, access.TrafficTargetV1alpha2):
+                dest, sources, base = m.spec.destination, m.spec.sources, ["spec"]
+                rule_list = list(m.spec.rules)
+                rules_key = "rules"
+            elif isinstance(m, access.TrafficTargetV1alpha3):
+                dest, sources, base = m.spec.destination, m.spec.sources, ["spec"]
+                rule_list = list(m.spec.rules)
                 rules_key = "rules"
             else:
                 continue
             dest_ns = dest.namespace or ns
             if dest_ns != ns:
                 self.diagnostics.append(
-                    r.diag(DEST_NAMESPACE,
-                           f"destination namespace {dest_ns!r} differs from the TrafficTarget's {ns!r}",
-                           [*base, "destination", "namespace"],
-                           hint="OSM rejects this; keep TrafficTargets in their destination's namespace")
+                    r.diag(
+                        DEST_NAMESPACE,
+                        f"destination namespace {dest_ns!r} differs from the TrafficTarget's {ns!r}",
+                        [*base, "destination", "namespace"],
+                        hint="OSM rejects this; keep TrafficTargets in their destination's namespace",
+                    )
                 )
             rules: list[ir.AccessRule] = []
             kinds: set[str] = set()
+            rule: access.RuleV1alpha1 | access.RuleV1alpha3
             for i, rule in enumerate(rule_list):
                 path: list[str | int] = [*base, rules_key, i]
                 origin = _origin(r, ".".join([*map(str, base), f"{rules_key}[{i}]"]))
@@ -453,8 +529,12 @@ class _Builder:
                     rg = self.route_groups.get((ns, rule.name))
                     if rg is None:
                         self.diagnostics.append(
-                            r.diag(DANGLING_ROUTE, f"HTTPRouteGroup {ns}/{rule.name} is not in the input",
-                                   [*path, "name"], hint="the rule allows nothing until it exists")
+                            r.diag(
+                                DANGLING_ROUTE,
+                                f"HTTPRouteGroup {ns}/{rule.name} is not in the input",
+                                [*path, "name"],
+                                hint="the rule allows nothing until it exists",
+                            )
                         )
                         continue
                     self._check_pairing(r, "access", self.by_kind["HTTPRouteGroup"][(ns, rule.name)], path)
@@ -464,10 +544,12 @@ class _Builder:
                             hm = rg.match(mname)
                             if hm is None:
                                 self.diagnostics.append(
-                                    r.diag(DANGLING_MATCH,
-                                           f"HTTPRouteGroup {ns}/{rule.name} has no route named {mname!r}",
-                                           [*path, "matches", j],
-                                           hint=f"routes: {', '.join(x.name for x in rg.matches) or '(none)'}")
+                                    r.diag(
+                                        DANGLING_MATCH,
+                                        f"HTTPRouteGroup {ns}/{rule.name} has no route named {mname!r}",
+                                        [*path, "matches", j],
+                                        hint=f"routes: {', '.join(x.name for x in rg.matches) or '(none)'}",
+                                    )
                                 )
                                 continue
                             chosen.append(hm)
@@ -481,31 +563,50 @@ class _Builder:
                     pr = self.port_routes.get((rule.kind, ns, rule.name))
                     if pr is None:
                         self.diagnostics.append(
-                            r.diag(DANGLING_ROUTE, f"{rule.kind} {ns}/{rule.name} is not in the input",
-                                   [*path, "name"], hint="the rule allows nothing until it exists")
+                            r.diag(
+                                DANGLING_ROUTE,
+                                f"{rule.kind} {ns}/{rule.name} is not in the input",
+                                [*path, "name"],
+                                hint="the rule allows nothing until it exists",
+                            )
                         )
                         continue
                     self._check_pairing(r, "access", self.by_kind[rule.kind][(ns, rule.name)], path)
                     if rule.matches:
                         self.diagnostics.append(
-                            r.diag(MATCHES_ON_L4, f"matches on {rule.kind} {rule.name} are ignored",
-                                   [*path, "matches"])
+                            r.diag(
+                                MATCHES_ON_L4,
+                                f"matches on {rule.kind} {rule.name} are ignored",
+                                [*path, "matches"],
+                            )
                         )
                     rules.append(ir.AccessRule(pr.protocol, rule.name, (), pr.ports, origin))
             port = getattr(dest, "port", None)
             if port is not None:
                 rules.append(
-                    ir.AccessRule("tcp", f"destination.port={port}", (), (port,),
-                                  _origin(r, ".".join([*map(str, base), "destination.port"])))
+                    ir.AccessRule(
+                        "tcp",
+                        f"destination.port={port}",
+                        (),
+                        (port,),
+                        _origin(r, ".".join([*map(str, base), "destination.port"])),
+                    )
                 )
                 self.diagnostics.append(
-                    r.diag(PORT_RULE, f"destination.port {port} restricts every rule to port {port}",
-                           [*base, "destination", "port"])
+                    r.diag(
+                        PORT_RULE,
+                        f"destination.port {port} restricts every rule to port {port}",
+                        [*base, "destination", "port"],
+                    )
                 )
             if "TCPRoute" in kinds and "HTTPRouteGroup" in kinds:
                 self.diagnostics.append(
-                    r.diag(MIXED_RULES, "HTTP rules apply only on the TCPRoute ports; the TCPRoute alone "
-                           "does not open raw TCP", [*base, rules_key])
+                    r.diag(
+                        MIXED_RULES,
+                        "HTTP rules apply only on the TCPRoute ports; the TCPRoute alone "
+                        "does not open raw TCP",
+                        [*base, rules_key],
+                    )
                 )
             out.append(
                 ir.TrafficTarget(
@@ -532,30 +633,36 @@ class _Builder:
             services=services,
             pods=pods,
             route_groups=tuple(self.route_groups[k] for k in sorted(self.route_groups)),
-            port_routes=tuple(self.port_routes[k] for k in sorted(self.port_routes, key=lambda k: (k[1], k[2], k[0]))),
+            port_routes=tuple(
+                self.port_routes[k] for k in sorted(self.port_routes, key=lambda k: (k[1], k[2], k[0]))
+            ),
             splits=tuple(splits),
             targets=tuple(targets),
         )
         return BuildResult(result, self.diagnostics)
 
-    def _identity_notes(self, splits: Iterable[ir.Split], services: dict[tuple[str, str], ir.Service]) -> None:
+    def _identity_notes(
+        self, splits: Iterable[ir.Split], services: dict[tuple[str, str], ir.Service]
+    ) -> None:
         for s in splits:
             for b in s.backends:
                 svc = services.get((s.namespace, b.service))
                 if svc is not None and not svc.service_accounts and svc.selector:
                     r = self.by_kind["Service"][(svc.namespace, svc.name)]
                     self.diagnostics.append(
-                        r.diag(NO_IDENTITY, f"Service {svc.namespace}/{svc.name} selects no pod or workload in "
-                               "the input: its ServiceAccount is unknown, access to it follows the mesh-wide mode",
-                               ["spec", "selector"])
+                        r.diag(
+                            NO_IDENTITY,
+                            f"Service {svc.namespace}/{svc.name} selects no pod or workload in "
+                            "the input: its ServiceAccount is unknown, access to it follows the mesh-wide mode",
+                            ["spec", "selector"],
+                        )
                     )
 
 
-def _pod_workload(pod: inventory.Pod) -> str:
+def _pod_workload(pod: inv.Pod) -> str:
     for owner in pod.metadata.ownerReferences:
         if owner.kind == "ReplicaSet":
             return _HASH_SUFFIX.sub("", owner.name)
         if owner.kind in ("StatefulSet", "DaemonSet", "Job", "Deployment"):
             return owner.name
     return pod.metadata.name
-

@@ -8,6 +8,7 @@ prints or exits.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,6 +22,10 @@ from smi_bridge.diagnostics import Diagnostic, Report, Severity
 from smi_bridge.load import UsageError as LoadUsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+# Short-lived commands that load input, work on it and exit (not the servers).
+BATCH_COMMANDS = frozenset({"lint", "convert", "translate", "import", "migrate"})
 
 
 class UsageError(Exception):
@@ -63,32 +68,63 @@ def _add_translate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "the IR into a target's objects. Objects go to stdout (or -o), the report of what did not "
         "translate exactly to stderr.",
     )
-    p.add_argument("--to", required=True, metavar="TARGET", choices=[*REGISTRY, "all"],
-                   help=f"target: {', '.join(REGISTRY)} or all")
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="TARGET",
+        choices=[*REGISTRY, "all"],
+        help=f"target: {', '.join(REGISTRY)} or all",
+    )
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories; '-' or a pipe for stdin")
-    p.add_argument("-o", "--output", default="-", metavar="OUT",
-                   help="'-' (stdout, default), a file (one stream), or a directory (one file per object; "
-                   "--to all: one subdirectory per target)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="OUT",
+        help="'-' (stdout, default), a file (one stream), or a directory (one file per object; "
+        "--to all: one subdirectory per target)",
+    )
     p.add_argument("--format", choices=["yaml", "json"], default="yaml")
     p.add_argument("--strict", action="store_true", help="exit 1 if any part was not translated exactly")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file or directory")
     add_translation_options(p)
     p.add_argument("-n", "--namespace", default="default", help="namespace for documents without one")
-    p.add_argument("--validate-with", action="append", default=[], metavar="CRD_DIR", type=Path,
-                   help="check every emitted object against the CRDs in this directory (repeatable)")
+    p.add_argument(
+        "--validate-with",
+        action="append",
+        default=[],
+        metavar="CRD_DIR",
+        type=Path,
+        help="check every emitted object against the CRDs in this directory (repeatable)",
+    )
     p.set_defaults(func=_run_translate)
 
 
 def add_translation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trust-domain", default="cluster.local", help="SPIFFE trust domain (default cluster.local)")
+    p.add_argument(
+        "--trust-domain", default="cluster.local", help="SPIFFE trust domain (default cluster.local)"
+    )
     p.add_argument("--cluster-domain", default="cluster.local", help="Kubernetes cluster domain")
-    p.add_argument("--access-mode", choices=["enforce", "permissive"], default="enforce",
-                   help="identities with no TrafficTarget: enforce = denied (SMI default), permissive = allowed")
-    p.add_argument("--linkerd-split", choices=["httproute", "serviceprofile"], default="httproute",
-                   help="linkerd target: splits as Gateway API HTTPRoute (default) or ServiceProfile dstOverrides")
-    p.add_argument("--linkerd-control-plane-ns", default="linkerd", help="linkerd target: control-plane namespace")
-    p.add_argument("--consul-namespaces", action="store_true",
-                   help="consul target: Consul Enterprise namespace mirroring (keep source namespaces)")
+    p.add_argument(
+        "--access-mode",
+        choices=["enforce", "permissive"],
+        default="enforce",
+        help="identities with no TrafficTarget: enforce = denied (SMI default), permissive = allowed",
+    )
+    p.add_argument(
+        "--linkerd-split",
+        choices=["httproute", "serviceprofile"],
+        default="httproute",
+        help="linkerd target: splits as Gateway API HTTPRoute (default) or ServiceProfile dstOverrides",
+    )
+    p.add_argument(
+        "--linkerd-control-plane-ns", default="linkerd", help="linkerd target: control-plane namespace"
+    )
+    p.add_argument(
+        "--consul-namespaces",
+        action="store_true",
+        help="consul target: Consul Enterprise namespace mirroring (keep source namespaces)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -153,9 +189,14 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Convert SMI objects to another version of the same kind. Lossy steps are reported "
         "and refused unless --allow-lossy. Without --in-place the converted manifests go to stdout.",
     )
-    p.add_argument("--to-version", action="append", required=True, metavar="VERSION",
-                   help="GROUP/VERSION (e.g. split.smi-spec.io/v1alpha4) or VERSION for every group that "
-                   "has it; repeatable")
+    p.add_argument(
+        "--to-version",
+        action="append",
+        required=True,
+        metavar="VERSION",
+        help="GROUP/VERSION (e.g. split.smi-spec.io/v1alpha4) or VERSION for every group that "
+        "has it; repeatable",
+    )
     p.add_argument("--in-place", action="store_true", help="rewrite the files (comments and key order kept)")
     p.add_argument("--allow-lossy", action="store_true", help="convert even when a step loses meaning")
     p.add_argument("-n", "--namespace", default="default", help="namespace for documents without one")
@@ -170,8 +211,14 @@ def _run_convert(args: argparse.Namespace) -> int:
     try:
         targets = parse_targets(args.to_version)
         data = sys.stdin.buffer.read() if "-" in paths else None
-        result = convert_paths(paths, targets, allow_lossy=args.allow_lossy, in_place=args.in_place,
-                               default_namespace=args.namespace, stdin_data=data)
+        result = convert_paths(
+            paths,
+            targets,
+            allow_lossy=args.allow_lossy,
+            in_place=args.in_place,
+            default_namespace=args.namespace,
+            stdin_data=data,
+        )
     except ConversionError as exc:
         raise UsageError(str(exc)) from None
     if not args.in_place:
@@ -230,6 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     func: Callable[[argparse.Namespace], int] = args.func
+    if args.command in BATCH_COMMANDS:
+        # A batch run builds millions of small objects and frees them at exit; the cyclic
+        # collector would rescan them all again and again (8x slower parsing measured on the
+        # 10,000-document corpus). Reference counting still frees what is dropped.
+        gc.disable()
     try:
         return func(args)
     except (UsageError, LoadUsageError) as exc:

@@ -39,12 +39,24 @@ CONVERTED = Check("SMC005", Severity.INFO, "object converted")
 PAIRING = Check("SMC006", Severity.INFO, "referenced route groups should move to the paired specs version")
 NOT_CONVERTIBLE = Check("SMC007", Severity.INFO, "object left as it is (not convertible or not targeted)")
 
-CHECKS: tuple[Check, ...] = (LOSSY, NO_SUCH_VERSION, SYNTHESISED, INVALID_INPUT, CONVERTED, PAIRING, NOT_CONVERTIBLE)
+CHECKS: tuple[Check, ...] = (
+    LOSSY,
+    NO_SUCH_VERSION,
+    SYNTHESISED,
+    INVALID_INPUT,
+    CONVERTED,
+    PAIRING,
+    NOT_CONVERTIBLE,
+)
 
 _ORDER = ("v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4")
-_PAIRED_SPECS = {("access", "v1alpha1"): "v1alpha2", ("access", "v1alpha2"): "v1alpha3",
-                 ("access", "v1alpha3"): "v1alpha4", ("split", "v1alpha3"): "v1alpha3",
-                 ("split", "v1alpha4"): "v1alpha4"}
+_PAIRED_SPECS = {
+    ("access", "v1alpha1"): "v1alpha2",
+    ("access", "v1alpha2"): "v1alpha3",
+    ("access", "v1alpha3"): "v1alpha4",
+    ("split", "v1alpha3"): "v1alpha3",
+    ("split", "v1alpha4"): "v1alpha4",
+}
 
 
 class ConversionError(Exception):
@@ -120,13 +132,20 @@ def _split(conv: Converted, res: Resource, to: str) -> None:
         weights = integer_weights([parse_quantity(b["weight"]) for b in spec["backends"]])
         for b, w in zip(spec["backends"], weights, strict=True):
             if b["weight"] != w:
-                conv.steps.append(Step(False, f"weight {b['weight']!r} of {b['service']} -> {w}",
-                                       ("spec", "backends")))
+                conv.steps.append(
+                    Step(False, f"weight {b['weight']!r} of {b['service']} -> {w}", ("spec", "backends"))
+                )
             b["weight"] = w
     if to in ("v1alpha1", "v1alpha2") and spec.get("matches"):
         names = ", ".join(str(m.get("name")) for m in spec["matches"])
-        conv.steps.append(Step(True, f"split {to} has no matches: dropping them ({names}) would split every "
-                               "request instead of only the matching ones", ("spec", "matches")))
+        conv.steps.append(
+            Step(
+                True,
+                f"split {to} has no matches: dropping them ({names}) would split every "
+                "request instead of only the matching ones",
+                ("spec", "matches"),
+            )
+        )
         del spec["matches"]
     elif to in ("v1alpha1", "v1alpha2") and "matches" in spec:
         del spec["matches"]
@@ -165,18 +184,35 @@ def _target(conv: Converted, res: Resource, to: str) -> None:
             rule["kind"] = "TCPRoute"
             rule["name"] = name
             rules.append(rule)
-            conv.steps.append(Step(False, f"destination.port {port} became TCPRoute {res.namespace}/{name} "
-                                   "(ports [" + str(port) + "]) referenced as a rule", ("spec", "destination", "port")))
+            conv.steps.append(
+                Step(
+                    False,
+                    f"destination.port {port} became TCPRoute {res.namespace}/{name} "
+                    "(ports [" + str(port) + "]) referenced as a rule",
+                    ("spec", "destination", "port"),
+                )
+            )
         if not rules or not spec.get("sources"):
             missing = "rules" if not rules else "sources"
-            conv.steps.append(Step(True, f"v1alpha3 requires at least one of {missing}; this target allows "
-                                   "nothing as written, and v1alpha3 cannot say so", ("spec", missing)))
+            conv.steps.append(
+                Step(
+                    True,
+                    f"v1alpha3 requires at least one of {missing}; this target allows "
+                    "nothing as written, and v1alpha3 cannot say so",
+                    ("spec", missing),
+                )
+            )
     else:
         udp = [r for r in rules if r.get("kind") == "UDPRoute"]
         if udp:
-            conv.steps.append(Step(True, f"access {to} has no UDPRoute rules: dropping "
-                                   f"{', '.join(str(r.get('name')) for r in udp)} denies that UDP traffic",
-                                   ("spec", "rules")))
+            conv.steps.append(
+                Step(
+                    True,
+                    f"access {to} has no UDPRoute rules: dropping "
+                    f"{', '.join(str(r.get('name')) for r in udp)} denies that UDP traffic",
+                    ("spec", "rules"),
+                )
+            )
             spec["rules"] = [r for r in rules if r.get("kind") != "UDPRoute"]
     if to == "v1alpha1":
         for key, new in (("destination", "destination"), ("rules", "specs"), ("sources", "sources")):
@@ -192,9 +228,14 @@ def _route_group(conv: Converted, res: Resource, to: str) -> None:
     if to == "v1alpha1":
         for i, m in enumerate(matches):
             if m.get("headers"):
-                conv.steps.append(Step(True, f"route {m.get('name')!r}: v1alpha1 has no headers; dropping them "
-                                       "makes the route match every client (widens access)",
-                                       ("matches", i, "headers")))
+                conv.steps.append(
+                    Step(
+                        True,
+                        f"route {m.get('name')!r}: v1alpha1 has no headers; dropping them "
+                        "makes the route match every client (widens access)",
+                        ("matches", i, "headers"),
+                    )
+                )
                 del m["headers"]
             elif "headers" in m:
                 del m["headers"]
@@ -222,8 +263,13 @@ def _port_route(conv: Converted, res: Resource, to: str) -> None:
             obj["spec"] = spec
         return
     if ports:
-        conv.steps.append(Step(True, f"TCPRoute {to} has no ports: dropping {ports} makes it match every port "
-                               "(widens access)", ("spec", "matches", "ports")))
+        conv.steps.append(
+            Step(
+                True,
+                f"TCPRoute {to} has no ports: dropping {ports} makes it match every port (widens access)",
+                ("spec", "matches", "ports"),
+            )
+        )
     if to == "v1alpha3":
         obj["spec"] = _new_map(obj)
     else:
@@ -302,9 +348,10 @@ def convert_paths(
         file_changed = False
         for index, doc in enumerate(docs):
             new_docs.append(doc)
-            res = by_doc.get((file, index))
-            if res is None or not res.smi or res.group not in targets or doc is None:
+            found = by_doc.get((file, index))
+            if found is None or not found.smi or found.group not in targets or doc is None:
                 continue
+            res = found
             to = targets[res.group]
             ref = res.ref
             if res.model is None or any(d.severity >= Severity.ERROR for d in res.diagnostics):
@@ -316,8 +363,12 @@ def convert_paths(
                 continue
             if to not in KIND_VERSIONS.get((res.group, res.kind), ()):
                 diagnostics.append(
-                    res.diag(NO_SUCH_VERSION, f"{res.kind} does not exist at {res.group}/{to}",
-                             ["apiVersion"], hint=f"versions: {', '.join(KIND_VERSIONS[(res.group, res.kind)])}")
+                    res.diag(
+                        NO_SUCH_VERSION,
+                        f"{res.kind} does not exist at {res.group}/{to}",
+                        ["apiVersion"],
+                        hint=f"versions: {', '.join(KIND_VERSIONS[(res.group, res.kind)])}",
+                    )
                 )
                 refused += 1
                 continue
@@ -333,9 +384,13 @@ def convert_paths(
             for step in conv.steps:
                 if step.lossy:
                     diagnostics.append(
-                        res.diag(LOSSY, step.message, list(step.path),
-                                 severity=Severity.WARNING if allow_lossy else Severity.ERROR,
-                                 hint="" if allow_lossy else "pass --allow-lossy to convert anyway")
+                        res.diag(
+                            LOSSY,
+                            step.message,
+                            list(step.path),
+                            severity=Severity.WARNING if allow_lossy else Severity.ERROR,
+                            hint="" if allow_lossy else "pass --allow-lossy to convert anyway",
+                        )
                     )
             if conv.lossy and not allow_lossy:
                 refused += 1
@@ -346,15 +401,24 @@ def convert_paths(
                 md = extra["metadata"]
                 diagnostics.append(res.diag(SYNTHESISED, f"added TCPRoute {md['namespace']}/{md['name']}"))
             kind_api = _PAIRED_SPECS.get((res.group.split(".")[0], to))
-            if kind_api and targets.get("specs.smi-spec.io") != kind_api and res.kind in ("TrafficSplit",
-                                                                                        "TrafficTarget"):
+            if (
+                kind_api
+                and targets.get("specs.smi-spec.io") != kind_api
+                and res.kind in ("TrafficSplit", "TrafficTarget")
+            ):
                 diagnostics.append(
-                    res.diag(PAIRING, f"{res.kind} {to} pairs with specs {kind_api}",
-                             hint=f"also convert its route groups: --to-version specs.smi-spec.io/{kind_api}")
+                    res.diag(
+                        PAIRING,
+                        f"{res.kind} {to} pairs with specs {kind_api}",
+                        hint=f"also convert its route groups: --to-version specs.smi-spec.io/{kind_api}",
+                    )
                 )
             diagnostics.append(
-                res.diag(CONVERTED, f"{ref.kind} {ref.namespace}/{ref.name}: {res.version} -> {to}"
-                         + (f" ({'; '.join(s.message for s in conv.steps if not s.lossy)})" if conv.steps else ""))
+                res.diag(
+                    CONVERTED,
+                    f"{ref.kind} {ref.namespace}/{ref.name}: {res.version} -> {to}"
+                    + (f" ({'; '.join(s.message for s in conv.steps if not s.lossy)})" if conv.steps else ""),
+                )
             )
             changed += 1
             file_changed = True
@@ -385,4 +449,3 @@ def _atomic_write(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-

@@ -296,7 +296,14 @@ class IR:
 
     def namespaces(self) -> list[str]:
         seen: set[str] = set()
-        for coll in (self.services, self.pods, self.route_groups, self.port_routes, self.splits, self.targets):
+        for coll in (
+            self.services,
+            self.pods,
+            self.route_groups,
+            self.port_routes,
+            self.splits,
+            self.targets,
+        ):
             for node in coll:
                 seen.add(node.namespace)
         return sorted(seen)

@@ -27,11 +27,17 @@ SCHEMA = Check("SMB023", Severity.ERROR, "value does not match the schema of its
 UNKNOWN_FIELD = Check(
     "SMB024", Severity.WARNING, "unknown field (an API server would prune it silently; --strict: error)"
 )
-WRONG_SHAPE = Check("SMB025", Severity.ERROR, "field belongs to another version of this kind (shape/version mismatch)")
-BAD_INVENTORY = Check("SMB026", Severity.WARNING, "Kubernetes object that translation needs could not be read")
+WRONG_SHAPE = Check(
+    "SMB025", Severity.ERROR, "field belongs to another version of this kind (shape/version mismatch)"
+)
+BAD_INVENTORY = Check(
+    "SMB026", Severity.WARNING, "Kubernetes object that translation needs could not be read"
+)
 UNKNOWN_KIND = Check("SMB027", Severity.ERROR, "kind does not exist in an SMI API group")
 NOT_NAMESPACED = Check("SMB028", Severity.INFO, "document has no namespace; the default namespace is assumed")
-SMI_KIND_WRONG_GROUP = Check("SMB029", Severity.ERROR, "SMI kind with an apiVersion outside the SMI API groups")
+SMI_KIND_WRONG_GROUP = Check(
+    "SMB029", Severity.ERROR, "SMI kind with an apiVersion outside the SMI API groups"
+)
 
 _SMI_KIND_GROUP = {k: g for (g, _v, k) in SMI_MODELS}
 
@@ -75,8 +81,15 @@ class Resource:
     def obj(self) -> Any:
         return self.doc.obj
 
-    def diag(self, check: Check, message: str, path: Sequence[str | int] = (), *, hint: str = "",
-             severity: Severity | None = None) -> Diagnostic:
+    def diag(
+        self,
+        check: Check,
+        message: str,
+        path: Sequence[str | int] = (),
+        *,
+        hint: str = "",
+        severity: Severity | None = None,
+    ) -> Diagnostic:
         """A diagnostic about this resource at ``path`` (relative to the object)."""
         file, line, column = self.doc.location(path)
         return check(
@@ -92,11 +105,11 @@ class Resource:
 
 
 def _item_prefix(doc: Document) -> list[str | int]:
-    if not doc.item_path:
-        return []
-    # "items[3]" -> ["items", 3]
-    name, _, rest = doc.item_path.partition("[")
-    return [name, int(rest.rstrip("]"))]
+    """``items[3]`` -> ["items", 3]; nested Lists: ``items[2].items[0]`` -> ["items", 2, "items", 0]."""
+    out: list[str | int] = []
+    for name, index in re.findall(r"([^.\[]+)\[(\d+)\]", doc.item_path):
+        out += [name, int(index)]
+    return out
 
 
 @dataclass
@@ -148,12 +161,19 @@ def parse_document(
     name = str(md.get("name", "")) if isinstance(md, dict) else ""
     ns_raw = md.get("namespace") if isinstance(md, dict) else None
     namespace = ns_raw if isinstance(ns_raw, str) and ns_raw else default_namespace
-    if not isinstance(api_version, str) and isinstance(kind, str) and assume_version and kind in assume_version:
+    if (
+        not isinstance(api_version, str)
+        and isinstance(kind, str)
+        and assume_version
+        and kind in assume_version
+    ):
         api_version = assume_version[kind]
         obj = {"apiVersion": api_version, **obj}
     if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
         res = Resource(doc, "", "", str(kind or ""), name, namespace, None, False)
-        missing = [f for f, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str) or not v]
+        missing = [
+            f for f, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str) or not v
+        ]
         res.diagnostics.append(
             res.diag(
                 MISSING_TYPE,
@@ -180,7 +200,7 @@ def parse_document(
         _parse_smi(res, obj)
     elif (group, kind) in INVENTORY_MODELS:
         _parse_inventory(res, obj)
-    elif kind in _SMI_KIND_GROUP:
+    elif kind in _SMI_KIND_GROUP and (not group or group.endswith("smi-spec.io")):
         res.smi = True
         res.diagnostics.append(
             res.diag(
@@ -200,8 +220,12 @@ def _parse_smi(res: Resource, obj: dict[str, Any]) -> None:
         if versions is None:
             kinds = sorted(k for (g, k) in KIND_VERSIONS if g == res.group)
             res.diagnostics.append(
-                res.diag(UNKNOWN_KIND, f"{res.group} has no kind {res.kind!r}", ["kind"],
-                         hint=f"kinds in {res.group}: {', '.join(kinds)}")
+                res.diag(
+                    UNKNOWN_KIND,
+                    f"{res.group} has no kind {res.kind!r}",
+                    ["kind"],
+                    hint=f"kinds in {res.group}: {', '.join(kinds)}",
+                )
             )
         else:
             res.diagnostics.append(
@@ -260,7 +284,14 @@ def _json_type_matches(node: dict[str, Any], value: Any) -> bool:
     t = node.get("type")
     if t is None:
         return True
-    mapping = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "null": type(None)}
+    mapping: dict[str, type | tuple[type, ...]] = {
+        "object": dict,
+        "array": list,
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "null": type(None),
+    }
     py = mapping.get(t)
     return py is not None and isinstance(value, py) and not (t == "integer" and isinstance(value, bool))
 
@@ -273,8 +304,12 @@ def _parse_inventory(res: Resource, obj: dict[str, Any]) -> None:
         err = exc.errors()[0]
         path = _doc_path(obj, err["loc"])
         res.diagnostics.append(
-            res.diag(BAD_INVENTORY, f"{json_path(path) or '<root>'}: {err['msg']}", path,
-                     hint="translation needs this object's ports, selector, labels or service account")
+            res.diag(
+                BAD_INVENTORY,
+                f"{json_path(path) or '<root>'}: {err['msg']}",
+                path,
+                hint="translation needs this object's ports, selector, labels or service account",
+            )
         )
 
 
@@ -336,12 +371,15 @@ def _doc_path(obj: Any, loc: Sequence[str | int]) -> list[str | int]:
     return path
 
 
+_VALIDATOR_WRAPPER = re.compile(r"^function-\w+\[[^,]*, ")
 _TYPE_TAG = re.compile(r"^(constrained-|strict-|lax-)?(int|str|float|bool|dict|list|none|bytes|model)$")
 
 
 def _looks_like_type_tag(seg: str) -> bool:
     """pydantic puts the union member in error locations (``constrained-int``, ``list[...]``)."""
-    return bool(_TYPE_TAG.match(seg)) or "[" in seg or seg.startswith(("function-", "literal", "tagged-union"))
+    return (
+        bool(_TYPE_TAG.match(seg)) or "[" in seg or seg.startswith(("function-", "literal", "tagged-union"))
+    )
 
 
 def _union_tag(loc: Sequence[str | int]) -> str:
@@ -357,7 +395,9 @@ def _best_errors(obj: Any, errors: list[Any]) -> list[tuple[list[str | int], Any
     groups: dict[str, tuple[list[str | int], dict[str, list[tuple[list[str | int], Any]]]]] = {}
     for err in errors:
         loc = list(err["loc"])
-        cut = next((i for i, seg in enumerate(loc) if isinstance(seg, str) and _looks_like_type_tag(seg)), None)
+        cut = next(
+            (i for i, seg in enumerate(loc) if isinstance(seg, str) and _looks_like_type_tag(seg)), None
+        )
         path = _doc_path(obj, loc)
         if cut is None:
             root, key, tag = path, "=" + json_path(path) + err["type"], ""
@@ -371,10 +411,15 @@ def _best_errors(obj: Any, errors: list[Any]) -> list[tuple[list[str | int], Any
             out.extend(next(iter(members.values())))
             continue
         value = _value_at(obj, root)
-        want = {str: "str", bool: "bool", int: "int", float: "float", dict: "dict", list: "list"}.get(type(value), "")
+        want = {str: "str", bool: "bool", int: "int", float: "float", dict: "dict", list: "list"}.get(
+            type(value), ""
+        )
 
         def fits(tag: str, want: str = want) -> bool:
-            return bool(want) and (tag == want or tag.endswith("-" + want) or tag.startswith(want + "["))
+            tag = _VALIDATOR_WRAPPER.sub("", tag)  # function-after[f(), constrained-str] -> constrained-str]
+            return bool(want) and (
+                tag.rstrip("]") == want or tag.rstrip("]").endswith("-" + want) or tag.startswith(want + "[")
+            )
 
         best = next((t for t in members if fits(t)), next(iter(members)))
         out.extend(members[best])

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import yaml
-
 from backends import REGISTRY, get_backend
 from backends.base import Options
+from smi_bridge import yamlout
 from smi_bridge.build import BuildResult, build
 from smi_bridge.crdcheck import CRDIndex
 from smi_bridge.diagnostics import Check, Diagnostic, Report, Severity
@@ -146,7 +145,9 @@ def translate(
     validate_with: Sequence[Path] = (),
 ) -> Translation:
     """Load, build and emit for every target. Input errors are reported and the rest translated."""
-    pipe = front(paths, stdin=stdin, default_namespace=default_namespace, cluster_domain=options.cluster_domain)
+    pipe = front(
+        paths, stdin=stdin, default_namespace=default_namespace, cluster_domain=options.cluster_domain
+    )
     report = Report(documents=len(pipe.loaded.documents), resources=len(pipe.parsed.resources))
     report.extend(pipe.diagnostics())
     if not pipe.ir.splits and not pipe.ir.targets:
@@ -191,9 +192,7 @@ class OutputExists(Exception):
 def _dump(objects: Sequence[Mapping[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}, indent=2) + "\n"
-    return yaml.dump_all(
-        list(objects), Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, explicit_start=True
-    )
+    return yamlout.dump_all(objects)
 
 
 def object_filename(obj: Mapping[str, Any], fmt: str) -> str:

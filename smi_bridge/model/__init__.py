@@ -23,7 +23,7 @@ SMI_MODELS: dict[tuple[str, str, str], type[BaseModel]] = {
 
 # Kinds per group, and the versions each kind exists in (for "unknown version" messages).
 KIND_VERSIONS: dict[tuple[str, str], tuple[str, ...]] = {}
-for (_g, _v, _k) in SMI_MODELS:
+for _g, _v, _k in SMI_MODELS:
     KIND_VERSIONS[(_g, _k)] = (*KIND_VERSIONS.get((_g, _k), ()), _v)
 
 # The newest version of each kind that the published CRDs serve (convert and import default to these).

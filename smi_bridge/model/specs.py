@@ -19,7 +19,18 @@ GROUP = "specs.smi-spec.io"
 LEGACY_GROUP = "spec.smi-spec.io"  # smi-sdk-go v0.1.0/v0.2.0 shipped the CRDs under this name
 
 Method = Literal["*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
-METHODS: tuple[str, ...] = ("*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+METHODS: tuple[str, ...] = (
+    "*",
+    "GET",
+    "HEAD",
+    "PUT",
+    "POST",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+)
 HeaderValue = Annotated[str, Field(strict=True)]
 OneHeader = Annotated[dict[str, HeaderValue], Field(min_length=1, max_length=1)]
 Headers = dict[str, HeaderValue] | list[OneHeader]
@@ -100,7 +111,9 @@ class UDPRouteV1alpha4(Resource):
     spec: PortRouteSpec
 
 
-HTTPRouteGroup = HTTPRouteGroupV1alpha1 | HTTPRouteGroupV1alpha2 | HTTPRouteGroupV1alpha3 | HTTPRouteGroupV1alpha4
+HTTPRouteGroup = (
+    HTTPRouteGroupV1alpha1 | HTTPRouteGroupV1alpha2 | HTTPRouteGroupV1alpha3 | HTTPRouteGroupV1alpha4
+)
 PortRoute = TCPRouteV1alpha1 | TCPRouteV1alpha3 | TCPRouteV1alpha4 | UDPRouteV1alpha4
 
 MODELS: dict[tuple[str, str], type[Resource]] = {

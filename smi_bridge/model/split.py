@@ -9,19 +9,29 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from smi_bridge.model.base import Name, Resource, Strict
+from smi_bridge.model.quantity import parse_quantity
 
 GROUP = "split.smi-spec.io"
 Weight = Annotated[int, Field(ge=0, strict=True)]
 
 
 # A non-negative Kubernetes quantity written as a string ("500m", "1", "1.5k", "2Ki", "1e3").
-QUANTITY_PATTERN = (
-    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+QUANTITY_PATTERN = r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+
+
+def _parsable(value: str) -> str:
+    """The pattern admits values the exact arithmetic refuses (``1e400``): say so here, as a schema error."""
+    parse_quantity(value)
+    return value
+
+
+QuantityWeight = (
+    Annotated[int, Field(ge=0, strict=True)]
+    | Annotated[str, Field(pattern=QUANTITY_PATTERN), AfterValidator(_parsable)]
 )
-QuantityWeight = Annotated[int, Field(ge=0, strict=True)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 
 
 class BackendV1alpha1(Strict):
