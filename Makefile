@@ -35,11 +35,20 @@ unit: $(STAMP) system-deps
 test: lint typecheck unit
 
 demo: $(STAMP) system-deps
-	$(BIN)/smi-bridge lint fixtures/demo
-	$(BIN)/smi-bridge translate --to all fixtures/demo -o out/demo
+	@echo "== smi-bridge lint fixtures/demo"
+	$(BIN)/smi-bridge lint --summary fixtures/demo
+	@echo "== smi-bridge translate --to all (objects in out/demo/<target>/; what did not translate exactly:)"
+	$(BIN)/smi-bridge translate --to all fixtures/demo -o out/demo --overwrite
+	@for t in out/demo/*/; do echo "   $$t: $$(ls $$t | wc -l) objects"; done
+	@echo "== smi-proxy on the demo: 1,000 requests"
+	$(BIN)/smi-bridge verify --demo fixtures/demo
 
 bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/lint.py
+	$(BIN)/python benchmarks/translate.py
+	$(BIN)/python benchmarks/proxy.py
+	$(BIN)/python benchmarks/migrate.py
+	$(BIN)/python benchmarks/metrics.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -258,6 +258,33 @@ def _register_metrics(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 COMMANDS["metrics"] = _register_metrics
 
 
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="run scenario files against the real smi-proxy",
+        description="Run scenario files (fixtures/scenarios/README.md): start an echo upstream per pod, "
+        "translate to the proxy, start smi-proxy, send each request group from its identity and judge "
+        "the observed outcomes. --demo runs the bundled demo instead.",
+    )
+    p.add_argument("paths", nargs="*", metavar="SCENARIO", help="scenario files or directories")
+    p.add_argument("--demo", metavar="PATH", help="run the demo on these manifests and print what was observed")
+    p.add_argument("--requests", type=int, default=1000, help="requests the demo sends (default 1000)")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from smi_bridge.verify import demo, run
+
+    if args.demo:
+        return demo(args.demo, requests=args.requests)
+    if not args.paths:
+        raise UsageError("give scenario files or directories (or --demo PATH)")
+    return run(args.paths)
+
+
+COMMANDS["verify"] = _add_verify
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),

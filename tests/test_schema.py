@@ -242,7 +242,7 @@ def test_weights_ports_and_unknown_fields_are_stricter_than_the_crds(
     path, value = MUTATIONS[mutation]
     node: Any = base
     for seg in path[:-1]:
-        if isinstance(node, dict) and seg in node or isinstance(node, list) and isinstance(seg, int):
+        if (isinstance(node, dict) and seg in node) or (isinstance(node, list) and isinstance(seg, int)):
             node = node[seg]
         else:
             pytest.skip(f"{kind} {version} has no {'.'.join(map(str, path))}")
