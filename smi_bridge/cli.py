@@ -48,7 +48,7 @@ def _diag_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.file or "", d.line or 0, d.column or 0, d.code)
 
 
-def _paths_or_stdin(paths: Sequence[str]) -> list[str]:
+def paths_or_stdin(paths: Sequence[str]) -> list[str]:
     """No paths: read piped stdin; an interactive terminal is a usage error."""
     if paths:
         return list(paths)
@@ -141,7 +141,7 @@ def options_from(args: argparse.Namespace) -> Options:
 def _run_translate(args: argparse.Namespace) -> int:
     from smi_bridge.translate import OutputExists, targets_for, translate, write_output
 
-    paths = _paths_or_stdin(args.paths)
+    paths = paths_or_stdin(args.paths)
     for d in args.validate_with:
         if not d.exists():
             raise UsageError(f"--validate-with {d}: no such file or directory")
@@ -207,7 +207,7 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_convert(args: argparse.Namespace) -> int:
     from smi_bridge.convert import ConversionError, convert_paths, parse_targets
 
-    paths = _paths_or_stdin(args.paths)
+    paths = paths_or_stdin(args.paths)
     try:
         targets = parse_targets(args.to_version)
         data = sys.stdin.buffer.read() if "-" in paths else None
@@ -283,6 +283,22 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 COMMANDS["verify"] = _add_verify
+
+
+def _register_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smi_bridge.migrate_cli import add_import_parser
+
+    add_import_parser(sub)
+
+
+def _register_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smi_bridge.migrate_cli import add_migrate_parser
+
+    add_migrate_parser(sub)
+
+
+COMMANDS["import"] = _register_import
+COMMANDS["migrate"] = _register_migrate
 
 
 def build_parser() -> argparse.ArgumentParser:

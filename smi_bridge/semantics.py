@@ -15,10 +15,13 @@ Routing
     (``None``: any path); methods compare upper-case (``()``: every method); a header match needs
     the (lower-case) header to be present with at least one value that full-matches the regex.
     A pattern outside the accepted RE2 subset (``smi_bridge.regex.check_re2``) never matches.
-  - Ports: for a request to root port P, a backend takes part only if its Service has a port
-    numbered P. A backend Service missing from the IR, or known without any port (the inventory
-    did not say), is kept. Weight-0 backends never take part. When no positive-weight backend
-    remains (all weights zero, or none has port P), the request goes to the root unsplit.
+  - Ports: a request to a port the root Service does not have (when the root is known with its
+    ports) is not split: no connection to the Service can carry it, so no mesh ever sees it; it is
+    decided as sent to the root unsplit. For a request to root port P, a backend takes part only if
+    its Service has a port numbered P. A backend Service missing from the IR, or known without any
+    port (the inventory did not say), is kept. Weight-0 backends never take part. When no
+    positive-weight backend remains (all weights zero, or none has port P), the request goes to the
+    root unsplit.
   - An unsplit request goes to the root Service as ``BackendChoice(root, 1, ...)``.
 
 Access (checked for every chosen backend, against the ServiceAccounts behind its Service)
@@ -236,6 +239,7 @@ class _Split:
     matchers: tuple[_RouteMatcher, ...] | None
     backends: tuple[_Backend, ...]
     total_weight: int
+    root_ports: frozenset[int] | None  # None: the root Service or its ports are unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +293,7 @@ class Router:
 
     @staticmethod
     def _compile_split(ir: IR, split: Split, matchers: dict[HTTPMatch, _RouteMatcher]) -> _Split:
+        root = ir.service(split.namespace, split.root)
         backends = []
         for b in split.backends:
             svc = ir.service(split.namespace, b.service)
@@ -300,6 +305,7 @@ class Router:
             matchers=None if split.matches is None else tuple(_matcher(matchers, m) for m in split.matches),
             backends=tuple(backends),
             total_weight=split.total_weight,
+            root_ports=frozenset(p.port for p in root.ports) if root is not None and root.ports else None,
         )
 
     def decide(self, request: Request) -> Decision:
@@ -309,6 +315,14 @@ class Router:
         split = self._splits.get((ns, root))
         if split is None:
             return self._unsplit(request, http, f"no TrafficSplit on {ns}/{root}")
+
+        if split.root_ports is not None and request.port not in split.root_ports:
+            return self._unsplit(
+                request,
+                http,
+                f"root Service {ns}/{root} has no port {request.port}; TrafficSplit {split.ref} "
+                "does not apply",
+            )
 
         route: str | None = None
         if split.matchers is not None:

@@ -16,6 +16,7 @@ MODULES = (
     "smi_bridge.convert",
     "smi_bridge.migrate",
     "smi_bridge.equivalence",
+    "smi_bridge.emit_smi",
     "backends.istio",
     "backends.linkerd",
     "backends.consul",

@@ -661,3 +661,27 @@ def test_generated_irs_leave_out_what_a_backend_cannot_express(ir: IR) -> None:
     assert all(r.protocol == "tcp" for r in ir.port_routes)
     assert all(p.protocol != "UDP" for s in ir.services for p in s.ports)
     assert all(s.matches is None for s in ir.splits)
+
+
+def test_request_on_a_port_the_root_service_lacks_is_not_split() -> None:
+    from smi_bridge.ir import IR, Service, ServicePort, Split, SplitBackend
+    from smi_bridge.semantics import Request, compile
+
+    ir = IR(
+        services=(
+            Service("f", "front", ports=(ServicePort(80, "http"),), service_accounts=("sa",)),
+            Service(
+                "f",
+                "api",
+                ports=(ServicePort(80, "http"), ServicePort(9090, "http-admin")),
+                service_accounts=("sa",),
+            ),
+        ),
+        splits=(Split("f", "s", "front", (SplitBackend("api", 1),)),),
+    )
+    router = compile(ir, access_mode="permissive")
+    on_root_port = router.decide(Request(None, "f", "front", 80))
+    assert on_root_port.split == "s" and [b.service for b in on_root_port.backends] == ["api"]
+    elsewhere = router.decide(Request(None, "f", "front", 9090))
+    assert elsewhere.split is None and [b.service for b in elsewhere.backends] == ["front"]
+    assert "has no port 9090" in elsewhere.reason
