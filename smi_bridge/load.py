@@ -760,7 +760,7 @@ def _lookup(node: MappingNode, key: str, hops: int) -> Node | None:
 # --------------------------------------------------------------------------------------------------
 # Reading paths and parsing files
 
-_KEEP_NODES_BYTES: Final = 32 * 1024 * 1024
+_KEEP_NODES_BYTES: Final = 8 * 1024 * 1024
 _MMAP_AT: Final = 16 * 1024 * 1024  # files this large are mapped, not read into memory
 _RELEASE_EVERY: Final = 8 * 1024 * 1024
 _STREAM_CHUNK: Final = 1024 * 1024

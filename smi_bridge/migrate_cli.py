@@ -198,7 +198,7 @@ def _versions(text: str) -> SmiVersions:
 
 
 def _common(args: argparse.Namespace) -> tuple[list[str], Options]:
-    from smi_bridge.cli import paths_or_stdin, options_from
+    from smi_bridge.cli import options_from, paths_or_stdin
 
     return paths_or_stdin(args.paths), options_from(args)
 
