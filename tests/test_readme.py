@@ -1,10 +1,13 @@
-"""The README's rule-code tables are generated from the code registries; this test keeps them in step
-(``pytest --update-golden`` rewrites the section between the markers)."""
+"""The README's generated sections (rule codes, PromQL) come from the code; this test keeps them in
+step (``pytest --update-golden`` rewrites the text between the markers)."""
 
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
+
+import pytest
 
 from smi_bridge.lint.registry import all_checks
 from tests.conftest import REPO
@@ -54,20 +57,50 @@ def code_tables() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_readme_lists_every_code(update_golden: bool) -> None:
+def promql_section() -> str:
+    from smi_bridge.metrics import kinds
+    from smi_bridge.metrics.queries import MESHES
+    from smi_bridge.metrics.window import Window
+
+    lines = []
+    for name, mesh in MESHES.items():
+        plan = mesh.resource(kinds.DEPLOYMENT, "shop", "web-v1", Window.parse("30s"))
+        lines += [
+            f"<details><summary><code>--backend {name}</code>: {mesh.description}</summary>",
+            "",
+            "```promql",
+        ]
+        for q in plan.queries:
+            lines += [f"# {q.metric}", q.expr]
+        lines += ["```", "", "</details>", ""]
+    return "\n".join(lines)
+
+
+def _section(text: str, start: str, end: str) -> str:
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "generate"),
+    [(START, END, code_tables), ("<!-- promql:start -->", "<!-- promql:end -->", promql_section)],
+    ids=["codes", "promql"],
+)
+def test_readme_generated_sections_are_current(
+    start: str, end: str, generate: Callable[[], str], update_golden: bool
+) -> None:
     text = README.read_text("utf-8")
-    assert START in text and END in text
-    current = text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
-    wanted = code_tables()
+    assert start in text and end in text
+    current = _section(text, start, end)
+    wanted = generate()
     if update_golden and current != wanted:
-        README.write_text(
-            text.replace(current.rstrip("\n"), wanted.rstrip("\n"), 1)
-            if current.strip()
-            else text.replace(START + END, f"{START}\n{wanted}{END}"),
-            "utf-8",
-        )
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        README.write_text(f"{head}{start}\n{wanted}{end}{tail}", "utf-8")
         return
-    assert current == wanted, "README rule codes are stale: pytest tests/test_readme.py --update-golden"
-    assert len(set(re.findall(r"\| (SM[A-Z]\d{3}) \|", current))) == len(
-        re.findall(r"\| (SM[A-Z]\d{3}) \|", current)
-    )
+    assert current == wanted, "README section is stale: pytest tests/test_readme.py --update-golden"
+
+
+def test_readme_lists_each_code_once() -> None:
+    codes = re.findall(r"\| (SM[A-Z]\d{3}) \|", _section(README.read_text("utf-8"), START, END))
+    assert len(codes) > 200
+    assert len(set(codes)) == len(codes)
