@@ -267,7 +267,9 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "the observed outcomes. --demo runs the bundled demo instead.",
     )
     p.add_argument("paths", nargs="*", metavar="SCENARIO", help="scenario files or directories")
-    p.add_argument("--demo", metavar="PATH", help="run the demo on these manifests and print what was observed")
+    p.add_argument(
+        "--demo", metavar="PATH", help="run the demo on these manifests and print what was observed"
+    )
     p.add_argument("--requests", type=int, default=1000, help="requests the demo sends (default 1000)")
     p.set_defaults(func=_run_verify)
 
