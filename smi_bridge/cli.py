@@ -303,7 +303,9 @@ COMMANDS["import"] = _register_import
 COMMANDS["migrate"] = _register_migrate
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand is registered (each registration imports its
+    command's modules, so a ``lint`` run does not pay for the metrics client or the planner)."""
     parser = argparse.ArgumentParser(
         prog=_prog(),
         description="Lint, convert and translate SMI (Service Mesh Interface) traffic policy.",
@@ -311,12 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"smi-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in sorted(COMMANDS):
-        COMMANDS[name](sub)
+        if only is None or name == only:
+            COMMANDS[name](sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

@@ -19,17 +19,19 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from backends import REGISTRY, get_backend
 from backends.base import Options
 from smi_bridge import yamlout
 from smi_bridge.build import BuildResult, build
-from smi_bridge.crdcheck import CRDIndex
 from smi_bridge.diagnostics import Check, Diagnostic, Report, Severity
 from smi_bridge.ir import IR, AccessRule, Split, SplitBackend, TrafficTarget
 from smi_bridge.load import LoadResult, load
 from smi_bridge.parse import ParseResult, parse_documents
+
+if TYPE_CHECKING:
+    from smi_bridge.crdcheck import CRDIndex
 
 NOT_CONSUMED = Check("SMT001", Severity.WARNING, "part of the input was not translated by the target")
 CRD_INVALID = Check("SMT002", Severity.ERROR, "emitted object does not validate against the given CRD")
@@ -154,6 +156,8 @@ def translate(
         report.add(NOTHING_TO_TRANSLATE("no TrafficSplit or TrafficTarget found in the input"))
     outputs = translate_ir(pipe.ir, targets, options)
     if validate_with:
+        from smi_bridge.crdcheck import CRDIndex  # jsonschema only when asked for
+
         index = CRDIndex.from_paths(validate_with)
         for out in outputs:
             out.diagnostics.extend(_validate(out, index))
