@@ -8,6 +8,7 @@ objects) and ``expected/<target>.notes`` (the report: one ``CODE severity messag
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from smi_bridge.build import BuildResult, build
 from smi_bridge.diagnostics import Diagnostic
 from smi_bridge.load import load
 from smi_bridge.parse import parse_documents
-from tests.conftest import ANCHORS, FIXTURES
+from tests.conftest import ANCHORS, FIXTURES, REPO
 
 CASES_DIR = FIXTURES / "translate"
 
@@ -34,7 +35,14 @@ class Case:
     options: Options
 
     def build(self) -> tuple[BuildResult, list[Diagnostic]]:
-        loaded = load([str(p) for p in self.inputs])
+        # Relative to the checkout, so that origins (file paths in the proxy config) are the same
+        # in every clone: fixtures/... and ../shared/anchors/...
+        here = os.getcwd()
+        os.chdir(REPO)
+        try:
+            loaded = load([os.path.relpath(p, REPO) for p in self.inputs])
+        finally:
+            os.chdir(here)
         parsed = parse_documents(loaded.documents, assume_version=self.assume_version)
         built = build(parsed.resources)
         return built, [*loaded.diagnostics, *parsed.diagnostics, *built.diagnostics]
