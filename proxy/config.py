@@ -86,6 +86,9 @@ class ActiveConfig:
     pods_by_ip: dict[str, Pod]
     pod_workloads: dict[tuple[str, str], str]
     identity_workloads: dict[Identity, str]
+    # the one workload behind a Service's endpoints ("" when several or none): the destination
+    # workload of requests denied before any endpoint was picked
+    service_workloads: dict[tuple[str, str], str]
     rings: dict[tuple[str, str, int], EndpointRing]
     hosts: dict[str, tuple[str, str]]
     default_ports: dict[tuple[str, str], int]
@@ -329,6 +332,7 @@ def compile_config(obj: Mapping[str, Any], *, version: str, source: str = "<conf
         pods_by_ip=tables.pods_by_ip,
         pod_workloads=tables.pod_workloads,
         identity_workloads=tables.identity_workloads,
+        service_workloads=tables.service_workloads,
         rings=tables.rings,
         hosts=tables.hosts,
         default_ports=tables.default_ports,
@@ -368,6 +372,7 @@ class _Tables:
         self.pods_by_ip: dict[str, Pod] = {}
         self.pod_workloads: dict[tuple[str, str], str] = {}
         self.identity_workloads: dict[Identity, str] = {}
+        self.service_workloads: dict[tuple[str, str], str] = {}
         self.rings: dict[tuple[str, str, int], EndpointRing] = {}
         self.hosts: dict[str, tuple[str, str]] = {}
         self.default_ports: dict[tuple[str, str], int] = {}
@@ -375,6 +380,10 @@ class _Tables:
         self._pods(ir)
         for service in ir.services:
             self._service(service, cluster_domain)
+            workloads = {self.pod_workloads.get((service.namespace, e.pod), "") for e in service.endpoints}
+            self.service_workloads[(service.namespace, service.name)] = (
+                next(iter(workloads)) if len(workloads) == 1 else ""
+            )
         self.header_names = frozenset(_header_names(ir))
 
     def _pods(self, ir: IR) -> None:

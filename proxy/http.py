@@ -705,7 +705,8 @@ class HTTPDownstream(asyncio.Protocol):
         choice = backends[index]
         backend = choice.service
         if not choice.allowed:
-            ex.labels = (src_ns, source_workload, src_sa, namespace, service, backend, "", "")
+            denied_workload = cfg.service_workloads.get((namespace, backend), "")
+            ex.labels = (src_ns, source_workload, src_sa, namespace, service, backend, denied_workload, "")
             ex.denied = True
             ex.local(403, f"access denied to Service {namespace}/{backend}: {choice.reason}")
             return

@@ -99,7 +99,8 @@ class TCPDownstream(asyncio.Protocol):
         choice = backends[cached.picker.pick()] if cached.picker is not None else backends[0]
         src_ns = source.namespace if source else ""
         if not choice.allowed:
-            plane.metrics.tcp_connection((src_ns, workload, ns, svc, choice.service, "", "true"))
+            denied_workload = cfg.service_workloads.get((ns, choice.service), "")
+            plane.metrics.tcp_connection((src_ns, workload, ns, svc, choice.service, denied_workload, "true"))
             log.debug("TCP %s/%s:%d from %s denied: %s", ns, svc, port, source, choice.reason)
             self.close()
             return
