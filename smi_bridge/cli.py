@@ -303,6 +303,15 @@ COMMANDS["import"] = _register_import
 COMMANDS["migrate"] = _register_migrate
 
 
+def _register_controller(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smi_bridge.controller.cli import add_parser
+
+    add_parser(sub)
+
+
+COMMANDS["controller"] = _register_controller
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that subcommand is registered (each registration imports its
     command's modules, so a ``lint`` run does not pay for the metrics client or the planner)."""
