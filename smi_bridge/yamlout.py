@@ -48,7 +48,9 @@ def _scalar(value: Any) -> str:
             mantissa += ".0"
         return mantissa + e + exponent
     if isinstance(value, str):
-        if _PLAIN.match(value) and value.lower() not in _KEYWORDS:
+        if (
+            _PLAIN.fullmatch(value) and value.lower() not in _KEYWORDS
+        ):  # fullmatch: "$" admits a final newline
             return value
         return _quote(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")

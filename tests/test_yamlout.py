@@ -90,3 +90,7 @@ def test_kubernetes_objects_look_like_kubectl_output() -> None:
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels:\n    app.kubernetes.io/name: web\n"
         "spec:\n  ports:\n  - port: 80\n    name: http\n  selector: {}\n"
     )
+
+
+def test_a_trailing_newline_is_never_written_plain() -> None:
+    assert yaml.safe_load(dump({"A\n": None, "b": "c\n"})) == {"A\n": None, "b": "c\n"}
