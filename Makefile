@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit system-deps bench clean
+.PHONY: demo test lint typecheck unit system-deps real-apiserver bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ system-deps:
 	  else echo "missing Debian packages:$$missing (run as root or install them)"; fi; \
 	fi
 
+# The controller's real test tier: kube-apiserver + etcd built from Debian's packages into
+# ~/.cache/smi-bridge/kube-apiserver, only when missing (about 4 minutes the first time).
+real-apiserver: system-deps
+	tests/controller/realapi.sh build
+
 lint: $(STAMP)
 	$(BIN)/ruff check smi_bridge backends proxy tests benchmarks
 	$(BIN)/ruff format --check smi_bridge backends proxy tests benchmarks
@@ -29,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) system-deps real-apiserver
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck unit
@@ -49,6 +54,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python benchmarks/proxy.py
 	$(BIN)/python benchmarks/migrate.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/controller.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

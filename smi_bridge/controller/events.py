@@ -12,13 +12,15 @@ Rules, and the traps behind them:
   count. ``prime`` reads existing series at start so that a restart does not repeat them either.
 * A token bucket per object (``burst`` events, one more every ``refill_seconds``): a broken object
   cannot flood the API server; what is dropped is counted in a metric.
-* Writing happens in a background task, so a slow Events API never delays reconciles.
+* Writing happens in a background task, so a slow Events API never delays reconciles; while the
+  reconciler writes outputs, Events wait (``hold``/``release``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,18 +44,22 @@ OBSERVED_ANNOTATION = "smi-bridge.io/observed-resource-version"
 
 def micro_time(at: datetime | None = None) -> str:
     """``2026-01-01T00:00:00.000000Z``: always six fractional digits (MicroTime)."""
-    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = (at or datetime.now(UTC)).astimezone(UTC)
+    # explicit widths: strftime's %Y does not pad years before 1000 on glibc
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}Z"
 
 
 def plain_time(at: datetime | None = None) -> str:
     """``2026-01-01T00:00:00Z`` (metav1.Time)."""
-    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = (at or datetime.now(UTC)).astimezone(UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
 def event_name(regarding_name: str, nanos: int) -> str:
     """``<object>.<hex time>``, the client-go convention; always a valid RFC 1123 subdomain."""
     suffix = f"{nanos:x}"
-    base = regarding_name.lower().strip(".-")[: 253 - len(suffix) - 1] or "object"
+    labels = [part.strip("-") for part in re.sub(r"[^a-z0-9.-]", "-", regarding_name.lower()).split(".")]
+    base = ".".join(p for p in labels if p)[: 253 - len(suffix) - 1].rstrip(".-") or "object"
     return f"{base}.{suffix}"
 
 
@@ -163,7 +169,16 @@ class EventRecorder:
         self._series: dict[tuple[str, str, str, str], _Series] = {}
         self._tokens: dict[str, tuple[float, float]] = {}  # uid -> (tokens, at)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._open = asyncio.Event()
+        self._open.set()
         self.enabled = True  # only the leader writes
+
+    def hold(self) -> None:
+        """Defer writing while the reconciler writes outputs (Events are best effort; outputs first)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def _take_token(self, uid: str) -> bool:
         now = self.clock()
@@ -227,6 +242,7 @@ class EventRecorder:
     async def run(self) -> None:
         while True:
             item = await self._queue.get()
+            await self._open.wait()
             try:
                 await self._write(item)
             except ApiError as exc:

@@ -141,6 +141,20 @@ class Informer:
                     self.on_error(self, exc)
                 log.debug("informer %s: %s (retry %d)", self.name, exc, failures)
                 await asyncio.sleep(self.backoff.delay(failures, exc.retry_after))
+            except (ValueError, TypeError, KeyError) as exc:
+                # an answer we could not read (not JSON, an unexpected shape): keep the cache, say so,
+                # list again after a pause; a cache must never die quietly
+                failures += 1
+                need_list = True
+                log.warning(
+                    "informer %s: unreadable answer from the API server: %r (retry %d)",
+                    self.name,
+                    exc,
+                    failures,
+                )
+                if self.on_error is not None:
+                    self.on_error(self, exc)
+                await asyncio.sleep(self.backoff.delay(failures))
 
     async def _relist(self) -> None:
         items: dict[Key, Obj] = {}

@@ -73,6 +73,8 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    if kubeconfig and not os.path.isfile(kubeconfig):
+        raise ConfigError(f"kubeconfig {kubeconfig}: no such file")
     cfg = client.Configuration()
     loader: Any = config  # the package has no type information
     try:

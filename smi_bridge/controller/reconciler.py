@@ -20,6 +20,7 @@ Only the leader writes; the others keep their caches warm.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -133,7 +134,7 @@ class Settings:
     backend: str
     options: Options = field(default_factory=Options)
     namespaces: tuple[str, ...] | None = None  # None: every namespace
-    concurrency: int = 16
+    concurrency: int = 4
     retry: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=60.0))
 
 
@@ -205,6 +206,7 @@ class Reconciler:
         self.first_change_at: float | None = None
         self._failures: dict[ObjKey, int] = {}
         self._retry_handles: dict[ObjKey, asyncio.TimerHandle] = {}
+        self._freeze_due = False
         self._lossy = 0
 
     # --- change intake (informer callbacks; run on the loop, never block) --------------------------
@@ -522,10 +524,16 @@ class Reconciler:
                     else:
                         self.applied_sources[key] = now
 
-        # applies in kind order (what is referenced first), prunes after
+        # applies in kind order (what is referenced first), prunes after; Events wait meanwhile
         ordered = sorted(apply_keys, key=lambda k: (_kind_rank(k[1]), k))
-        await asyncio.gather(*(one(k, False) for k in ordered))
-        await asyncio.gather(*(one(k, True) for k in sorted(prune_keys)))
+        if self.recorder is not None and len(ordered) + len(prune_keys) > self.settings.concurrency:
+            self.recorder.hold()
+        try:
+            await asyncio.gather(*(one(k, False) for k in ordered))
+            await asyncio.gather(*(one(k, True) for k in sorted(prune_keys)))
+        finally:
+            if self.recorder is not None:
+                self.recorder.release()
 
     def _retry_later(self, key: ObjKey) -> None:
         n = self._failures.get(key, 0) + 1
@@ -799,6 +807,8 @@ class Reconciler:
         coming, up to ``max_batch``. A lone change waits only ``debounce``.
         """
         while True:
+            if self._freeze_due and not self.wake.is_set():
+                self._settle_memory()
             await self.wake.wait()
             if not self.leading:
                 self.wake.clear()
@@ -810,7 +820,9 @@ class Reconciler:
                 seen = self.changes
                 await asyncio.sleep(debounce * 4)
             try:
-                await self.reconcile_once()
+                result = await self.reconcile_once()
+                if result.units >= 5 or len(result.outcomes) >= 200:
+                    self._freeze_due = True
             except ApiError as exc:
                 self.telemetry.errors.labels(what="pass").inc()
                 log.warning("reconcile pass failed: %s", exc)
@@ -823,6 +835,18 @@ class Reconciler:
                 self.full = True
                 await asyncio.sleep(self.settings.retry.delay(3))
                 self.wake.set()
+
+    def _settle_memory(self) -> None:
+        """After a large pass, when nothing waits: collect once, then freeze what survived.
+
+        The caches and the desired state are long-lived; left to the cyclic collector, every full
+        collection walks them again, a pause of up to a third of a second for a few thousand
+        objects, which lands on whichever single change comes next. ``gc.freeze`` moves them out of
+        its reach; the collection before it makes sure no garbage is frozen along.
+        """
+        self._freeze_due = False
+        gc.collect()
+        gc.freeze()
 
     def converged(self) -> bool:
         return not (self.dirty_ns or self.dirty_outputs or self.full) and not self._retry_handles

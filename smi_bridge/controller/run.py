@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -74,7 +75,7 @@ class ControllerConfig:
     health_addr: str = ":8081"
     discovery_interval: float = 30.0
     watch_timeout: tuple[int, int] = (240, 360)
-    concurrency: int = 16
+    concurrency: int = 4
     event_burst: int = 25
     event_refill_seconds: float = 30.0
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.2, cap=30.0))
@@ -302,11 +303,13 @@ class Controller:
                 disc = await self.client.discover(
                     self._groups() + sorted({k[0].rpartition("/")[0] for k in self.reconciler.desired})
                 )
-            except ApiError as exc:
+            except (ApiError, ValueError, TypeError, KeyError) as exc:
                 failures += 1
                 self.api_ok = False
                 self.telemetry.errors.labels(what="discovery").inc()
-                delay = self.config.backoff.delay(failures, exc.retry_after)
+                delay = self.config.backoff.delay(
+                    failures, exc.retry_after if isinstance(exc, ApiError) else None
+                )
                 log.warning("API server discovery failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -338,6 +341,10 @@ class Controller:
             primed = await self.recorder.prime(self._scopes())
             log.info("found %d event series written before", primed)
         self.started = True
+        # the caches just filled are long-lived: keep the cyclic collector from walking them again
+        # and again (a full collection over a large cache is a pause of a tenth of a second)
+        gc.collect()
+        gc.freeze()
         if self.elector is None or self.elector.is_leader:
             self._leadership(True)
         log.info("caches synced (%d informers)", len(self.informers))

@@ -10,6 +10,7 @@ import pytest
 
 from backends.base import Options
 from smi_bridge.controller import desired as d
+from smi_bridge.controller.testing.fakeapi import Fault
 from smi_bridge.translate import translate
 from tests.controller.cluster import Cluster
 from tests.controller.harness import demo_docs, docs, fixture_path, install, off, put, running, settled, until
@@ -554,5 +555,127 @@ def test_pod_status_churn_does_not_rebuild_but_a_new_pod_ip_does(fake: Cluster) 
             moved = {**pod, "status": {**pod["status"], "podIP": "127.0.10.99"}}
             await off(put, fake, [moved])
             await until(lambda: ctl.reconciler.passes > passes, what="rebuild after the pod IP moved")
+
+    asyncio.run(body())
+
+
+NAMED_PORT = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: bookstore}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: web}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: bookstore, labels: {app: web}}
+spec: {serviceAccountName: web, containers: [{name: c, image: x}]}
+status: {podIP: 10.0.0.5}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: routes, namespace: bookstore}
+spec:
+  matches:
+  - {name: all, pathRegex: "/.*"}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: to-web, namespace: bookstore}
+spec:
+  destination: {kind: ServiceAccount, name: web, namespace: bookstore}
+  rules:
+  - {kind: HTTPRouteGroup, name: routes}
+  sources:
+  - {kind: ServiceAccount, name: client, namespace: bookstore}
+"""
+
+
+@pytest.mark.parametrize("bed", ["fake", "fake_120"])
+def test_endpointslices_resolve_named_ports_at_whichever_version_is_served(
+    bed: str, request: pytest.FixtureRequest
+) -> None:
+    """discovery.k8s.io/v1 on current servers, v1beta1 only on 1.20: the controller reads whichever there is."""
+    cluster: Cluster = request.getfixturevalue(bed)
+    install(cluster, "smi", "linkerd")
+    put(
+        cluster,
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bookstore"}}, *docs(NAMED_PORT)],
+    )
+    assert cluster.fake is not None
+    api = cluster.fake
+    version = "v1" if bed == "fake" else "v1beta1"
+    servers = ("policy.linkerd.io/v1beta3", "servers")
+    slice_ = {
+        "apiVersion": f"discovery.k8s.io/{version}",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "web-abc",
+            "namespace": "bookstore",
+            "labels": {"kubernetes.io/service-name": "web"},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": ["10.0.0.5"],
+                "conditions": {"ready": True},
+                "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "bookstore"},
+            }
+        ],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }
+
+    async def body() -> None:
+        async with running(cluster, "linkerd") as ctl:
+            await settled(ctl)
+            assert [i.rt.version for k, i in ctl.informers.items() if i.rt.kind == "EndpointSlice"] == [
+                version
+            ]
+            assert [o["metadata"]["name"] for o in api.list_of(*servers, "bookstore")] == ["web-80"]
+            await off(put, cluster, [slice_])
+            await until(
+                lambda: [o["metadata"]["name"] for o in api.list_of(*servers, "bookstore")] == ["web-8080"],
+                what="Server on the port the EndpointSlice names",
+            )
+
+    asyncio.run(body())
+
+
+def test_a_stale_finalizer_patch_is_read_again_and_retried(fake: Cluster) -> None:
+    install(fake, "smi", "istio")
+    put(fake, docs(CROSS))
+    assert fake.fake is not None
+    fault = fake.fake.inject(Fault(status=409, method="PATCH", path="/traffictargets/to-web", times=1))
+
+    async def body() -> None:
+        async with running(fake) as ctl:
+            await settled(ctl)
+        target = fake.fake.get_object("access.smi-spec.io/v1alpha3", "traffictargets", "policy", "to-web")
+        assert fault.hits == 1
+        assert target is not None and target["metadata"]["finalizers"] == [d.FINALIZER]
+        reads = [
+            r for r in fake.fake.requests if r.method == "GET" and r.path.endswith("/traffictargets/to-web")
+        ]
+        assert reads, "the 409 must be followed by a fresh read"
+
+    asyncio.run(body())
+
+
+def test_a_rejected_output_is_reported_and_the_rest_applied(fake: Cluster) -> None:
+    install(fake, "smi", "istio")
+    put(fake, demo_docs())
+    assert fake.fake is not None
+    fake.fake.inject(Fault(status=403, method="PATCH", path="/virtualservices/", times=None))
+
+    async def body() -> None:
+        async with running(fake) as ctl:
+            await settled(ctl)
+            assert fake.fake.get_object(*VS, "bookstore", "bookstore-canary") is None
+            assert len(_live(fake, AP, "bookstore")) == 2
+            events = fake.fake.list_of("events.k8s.io/v1", "events", "bookstore")
+            rejected = [e for e in events if e["reason"] == "ApplyRejected"]
+            assert rejected and rejected[0]["regarding"]["kind"] == "TrafficSplit"
 
     asyncio.run(body())

@@ -439,7 +439,7 @@ class _Watch:
                             wake = min(wake, next_bookmark)
                         if now >= wake:
                             break
-                        api._cond.wait(min(wake - now, 1.0))
+                        api._wakeup(self.rt.store_key).wait(min(wake - now, 1.0))
                     if self.dropped:
                         return False
                     entries = api._entries_after(pos) if api._rv > pos else []
@@ -494,6 +494,8 @@ class FakeKubeAPI:
     ) -> None:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        # one condition per stored type, on the same lock: a write wakes only the watches of its type
+        self._wakeups: dict[tuple[str, str], threading.Condition] = {}
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self._log: list[_LogEntry] = []
@@ -537,7 +539,7 @@ class FakeKubeAPI:
             pass
 
         Handler.api = api
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        server = _Server(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
         self._server = server
         self._port = server.server_address[1]
@@ -556,7 +558,7 @@ class FakeKubeAPI:
         with self._cond:
             for w in list(self._watches):
                 w.dropped = True
-            self._cond.notify_all()
+            self._wake_all()
             conns = list(self._connections)
         for c in conns:
             with contextlib.suppress(OSError):
@@ -599,21 +601,21 @@ class FakeKubeAPI:
             self._log.clear()
             for w in self._watches:
                 w.expired = True
-            self._cond.notify_all()
+            self._wake_all()
 
     def drop_watches(self) -> None:
         """Every open watch connection is cut without a clean end."""
         with self._cond:
             for w in self._watches:
                 w.dropped = True
-            self._cond.notify_all()
+            self._wake_all()
 
     def end_watches(self) -> None:
         """Every open watch ends cleanly (the server's own timeout)."""
         with self._cond:
             for w in self._watches:
                 w.closed = True
-            self._cond.notify_all()
+            self._wake_all()
 
     def open_watches(self) -> int:
         with self._lock:
@@ -789,7 +791,17 @@ class FakeKubeAPI:
             drop = len(self._log) // 2
             self._compacted_rv = self._log[drop - 1].rv
             del self._log[:drop]
-        self._cond.notify_all()
+        self._wakeup(rt.store_key).notify_all()
+
+    def _wakeup(self, key: tuple[str, str]) -> threading.Condition:
+        cond = self._wakeups.get(key)
+        if cond is None:
+            cond = self._wakeups[key] = threading.Condition(self._lock)
+        return cond
+
+    def _wake_all(self) -> None:
+        for cond in self._wakeups.values():
+            cond.notify_all()
 
     def _entries_after(self, rv: int) -> list[_LogEntry] | None:
         if rv < self._compacted_rv:
@@ -1394,7 +1406,7 @@ class FakeKubeAPI:
         for w in self._watches:
             if w.rt.store_key == (group, plural):
                 w.closed = True
-        self._cond.notify_all()
+        self._wake_all()
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -1799,6 +1811,12 @@ def _events_v1_to_core_event(obj: Obj) -> Obj:
     return out
 
 
+class _Server(ThreadingHTTPServer):
+    # the default accept backlog (5) resets connections when a test opens dozens at once
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: FakeKubeAPI
@@ -1808,6 +1826,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle plus the client's
+        # delayed ACK stall every response by ~40 ms (Go's net/http sets it too)
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.api._lock:
             self.api._connections.add(self.connection)
 
