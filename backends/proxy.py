@@ -33,7 +33,6 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
-from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
@@ -55,11 +54,12 @@ from smi_bridge.ir import (
     ir_from_dict,
     ir_to_dict,
 )
+from smi_bridge.resources import PROXY_CONFIG_SCHEMA
 
 API_VERSION = "proxy.smi-bridge.io/v1alpha1"
 KIND = "ProxyConfig"
 NAME = "smi-proxy"
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "proxy-config.schema.json"
+SCHEMA_PATH = PROXY_CONFIG_SCHEMA
 
 ALL_ZERO = Check(
     "SMT501", Severity.ERROR, "TrafficSplit with only zero weights refused (the root gets all traffic)"

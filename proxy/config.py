@@ -30,11 +30,12 @@ from proxy.balance import EndpointRing, SmoothWeightedRoundRobin, Upstream
 from proxy.schema import Check, compile_schema
 from smi_bridge import semantics
 from smi_bridge.ir import IR, Identity, Pod, Protocol, Service, ServicePort, ir_from_dict
+from smi_bridge.resources import PROXY_CONFIG_SCHEMA
 from smi_bridge.semantics import Request
 
 API_VERSION = "proxy.smi-bridge.io/v1alpha1"
 KIND = "ProxyConfig"
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "proxy-config.schema.json"
+SCHEMA_PATH = PROXY_CONFIG_SCHEMA
 
 # Bounded so that a client cycling through random paths cannot grow memory without limit.
 DECISION_CACHE_SIZE = 65536

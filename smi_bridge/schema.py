@@ -15,8 +15,8 @@ from typing import Any
 import jsonschema
 
 from smi_bridge.model import SMI_MODELS
+from smi_bridge.resources import SCHEMA_DIR
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -19,6 +19,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "smi_bridge.ir": ((), ()),
     "smi_bridge.diagnostics": (("smi_bridge.ir",), ()),
     "smi_bridge.regex": ((), ()),
+    "smi_bridge.resources": ((), ()),  # where schemas/ is; anything may ask
     "smi_bridge.semantics": (("smi_bridge.ir", "smi_bridge.regex"), ()),
     "smi_bridge.probes": (("smi_bridge.ir", "smi_bridge.regex", "smi_bridge.semantics"), ()),
     "backends": (
@@ -29,6 +30,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "smi_bridge.regex",
             "smi_bridge.semantics",
             "smi_bridge.model.quantity",
+            "smi_bridge.resources",
             "smi_bridge",
         ),
         ("jsonschema",),
@@ -40,6 +42,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "smi_bridge.semantics",
             "smi_bridge.regex",
             "smi_bridge.diagnostics",
+            "smi_bridge.resources",
             "smi_bridge",
         ),
         ("uvloop", "httptools", "prometheus_client", "jsonschema", "yaml", "cryptography"),

@@ -1,4 +1,5 @@
-"""The data plane stands on the IR and its meaning only: it never imports kubernetes, backends or lint."""
+"""The data plane stands on the IR and its meaning only (and where the schemas are): it never imports
+kubernetes, backends or lint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from pathlib import Path
 
 PROXY = Path(__file__).resolve().parent.parent / "proxy"
 
-ALLOWED_PROJECT = {"smi_bridge.ir", "smi_bridge.semantics", "smi_bridge.regex", "smi_bridge.diagnostics"}
+ALLOWED_PROJECT = {
+    "smi_bridge.ir",
+    "smi_bridge.semantics",
+    "smi_bridge.regex",
+    "smi_bridge.diagnostics",
+    "smi_bridge.resources",  # where schemas/ is
+}
 FORBIDDEN_LIBRARIES = {"kubernetes"}
 
 
