@@ -86,6 +86,16 @@ def object_sort_key(obj: Mapping[str, Any]) -> tuple[int, str, str, str, str]:
     )
 
 
+def unique_name(taken: set[str], wanted: str) -> str:
+    """``wanted``, or the first of ``wanted-2``, ``wanted-3``, ... not in ``taken``; added to ``taken``."""
+    name, n = wanted, 2
+    while name in taken:
+        name = f"{wanted}-{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
 class EmitContext:
     """Collects one backend's output for one IR."""
 

@@ -43,7 +43,6 @@ the IR cannot hold; see ``ConsulBackend.ingest``.
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from fractions import Fraction
 from itertools import permutations
 from typing import Any
 
-from backends.base import Emission, EmitContext, Options, SourceObject
+from backends.base import Emission, EmitContext, Options, SourceObject, unique_name
 from smi_bridge.diagnostics import Check, Diagnostic, Report, Severity
 from smi_bridge.ir import (
     IR,
@@ -66,7 +65,13 @@ from smi_bridge.ir import (
     SplitBackend,
     TrafficTarget,
 )
-from smi_bridge.regex import check_re2, full_match_form, reduce_to_literal
+from smi_bridge.regex import (
+    check_re2,
+    full_match_form,
+    reduce_to_literal,
+    split_leading_flags,
+    strip_full_match,
+)
 
 API_GROUP = "consul.hashicorp.com"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -296,45 +301,16 @@ def literal_regex(text: str) -> str:
     return "".join(out)
 
 
-_FULL_MATCH = re.compile(r"^((?:\(\?[imsU]+\))*)\(\?:(.*)\)\.\*$", re.DOTALL)
-
-
-def _balanced(body: str) -> bool:
-    """True when every ``(`` in ``body`` closes inside it (ignoring escapes and classes)."""
-    depth = 0
-    i = 0
-    in_class = False
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            if body[i + 1 : i + 2] == "]":
-                i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-        i += 1
-    return depth == 0 and not in_class
-
-
 def smi_path_regex(full_match: str) -> str:
     """The SMI (start-anchored) pathRegex for a full-match path regex.
 
     ``(?:R).*`` (what ``full_match_form`` writes) gives ``R`` back; a literal or literal prefix gives its
     escaped text (``$``-terminated when exact); anything else gets ``(?:P)$``.
     """
-    m = _FULL_MATCH.match(full_match)
-    if m and _balanced(m.group(2)):
-        return m.group(1) + m.group(2)
+    head, body = split_leading_flags(full_match)
+    inner = strip_full_match(body)
+    if inner is not None:
+        return head + inner
     kind, literal = reduce_to_literal(full_match)
     if kind == "exact":
         return literal_regex(literal) + "$"
@@ -993,7 +969,7 @@ class _Ingester:
         self.port_routes: list[PortRoute] = []
         self.splits: list[Split] = []
         self.targets: list[TrafficTarget] = []
-        self.names: set[tuple[str, str, str]] = set()
+        self.names: dict[tuple[str, str], set[str]] = {}  # taken names per (family, namespace)
         self.global_deny = False
 
     # -- reporting -----------------------------------------------------------------------------
@@ -1014,12 +990,7 @@ class _Ingester:
         )
 
     def unique(self, family: str, namespace: str, name: str) -> str:
-        candidate, n = name, 1
-        while (family, namespace, candidate) in self.names:
-            n += 1
-            candidate = f"{name}-{n}"
-        self.names.add((family, namespace, candidate))
-        return candidate
+        return unique_name(self.names.setdefault((family, namespace), set()), name)
 
     # -- collection ----------------------------------------------------------------------------
 

@@ -49,8 +49,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any, TypeVar
 
@@ -114,6 +114,28 @@ class GammaChecks:
     ports_disagree: Check
     regex_dialect: Check
     malformed: Check
+
+    @classmethod
+    def from_names(cls, namespace: Mapping[str, object]) -> GammaChecks:
+        """The checks a backend module declares under the fields' names in capitals.
+
+        ``GammaChecks.from_names(globals())`` takes ``ROOT_UNKNOWN`` for ``root_unknown`` and so on, so a
+        backend declares each code once, as a module-level ``Check`` like its other codes.
+        """
+        found: dict[str, Check] = {}
+        for f in fields(cls):
+            check = namespace.get(f.name.upper())
+            if not isinstance(check, Check):
+                raise TypeError(f"GAMMA check {f.name.upper()} is not declared as a Check")
+            found[f.name] = check
+        return cls(**found)
+
+    def __iter__(self) -> Iterator[Check]:
+        return (getattr(self, f.name) for f in fields(self))
+
+    def listed_with(self, *own: Check) -> tuple[Check, ...]:
+        """A backend's ``CHECKS``: these and its own checks, in code order."""
+        return tuple(sorted((*self, *own), key=lambda c: c.code))
 
 
 @dataclass(frozen=True)

@@ -74,60 +74,9 @@ REGEX_DIALECT = Check("SMX410", Severity.INFO, "regex read with RE2 full-match m
 KIND_UNSUPPORTED = Check("SMX411", Severity.WARNING, "Gateway API kind with no SMI equivalent: not imported")
 MALFORMED = Check("SMX412", Severity.ERROR, "object without the shape its kind requires: not imported")
 
-CHECKS: tuple[Check, ...] = (
-    ROOT_UNKNOWN,
-    ALL_ZERO,
-    WEIGHTS_SCALED,
-    PORT_UNSUPPORTED,
-    METHOD_UNSUPPORTED,
-    HEADER_UNSUPPORTED,
-    MATCHES_NEED_HTTP,
-    BACKEND_PORT_MISSING,
-    SHARED_ROOT,
-    NO_REQUEST,
-    NEVER_MATCHES,
-    ACCESS_NOT_EXPRESSIBLE,
-    DEFAULT_DENY,
-    UNKNOWN_KIND,
-    PARENT_UNSUPPORTED,
-    CONSUMER_ROUTE,
-    FIELD_IGNORED,
-    BACKEND_DROPPED,
-    PATH_PREFIX,
-    NO_CATCH_ALL,
-    RULES_MERGED,
-    ROUTE_CONFLICT,
-    PORTS_DISAGREE,
-    REGEX_DIALECT,
-    KIND_UNSUPPORTED,
-    MALFORMED,
-)
-
-GAMMA_CHECKS = GammaChecks(
-    root_unknown=ROOT_UNKNOWN,
-    all_zero=ALL_ZERO,
-    weights_scaled=WEIGHTS_SCALED,
-    port_unsupported=PORT_UNSUPPORTED,
-    method_unsupported=METHOD_UNSUPPORTED,
-    header_unsupported=HEADER_UNSUPPORTED,
-    matches_need_http=MATCHES_NEED_HTTP,
-    backend_port_missing=BACKEND_PORT_MISSING,
-    shared_root=SHARED_ROOT,
-    no_request=NO_REQUEST,
-    never_matches=NEVER_MATCHES,
-    unknown_kind=UNKNOWN_KIND,
-    parent_unsupported=PARENT_UNSUPPORTED,
-    consumer_route=CONSUMER_ROUTE,
-    field_ignored=FIELD_IGNORED,
-    backend_dropped=BACKEND_DROPPED,
-    path_prefix=PATH_PREFIX,
-    no_catch_all=NO_CATCH_ALL,
-    rules_merged=RULES_MERGED,
-    route_conflict=ROUTE_CONFLICT,
-    ports_disagree=PORTS_DISAGREE,
-    regex_dialect=REGEX_DIALECT,
-    malformed=MALFORMED,
-)
+# the GAMMA findings are the constants named after GammaChecks' fields (ROOT_UNKNOWN ... MALFORMED)
+GAMMA_CHECKS = GammaChecks.from_names(globals())
+CHECKS: tuple[Check, ...] = GAMMA_CHECKS.listed_with(ACCESS_NOT_EXPRESSIBLE, DEFAULT_DENY, KIND_UNSUPPORTED)
 
 STYLE = GammaStyle(checks=GAMMA_CHECKS, tcp_route_api=TCPROUTE_V1)
 

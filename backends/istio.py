@@ -111,7 +111,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from backends.base import Emission, EmitContext, Options, SourceObject
+from backends.base import Emission, EmitContext, Options, SourceObject, unique_name
 from smi_bridge.diagnostics import Check, Diagnostic, Report, Severity
 from smi_bridge.ir import (
     IR,
@@ -128,7 +128,13 @@ from smi_bridge.ir import (
     SplitBackend,
     TrafficTarget,
 )
-from smi_bridge.regex import check_re2, full_match_form, reduce_to_literal
+from smi_bridge.regex import (
+    check_re2,
+    full_match_form,
+    reduce_to_literal,
+    split_leading_flags,
+    strip_full_match,
+)
 
 NETWORKING_API = "networking.istio.io/v1"
 SECURITY_API = "security.istio.io/v1"
@@ -367,13 +373,7 @@ class _Emitter:
 
     # names are unique per (kind, namespace); ctx.object would otherwise merge two objects into one
     def _name(self, kind: str, namespace: str, wanted: str) -> str:
-        used = self._names.setdefault((kind, namespace), set())
-        name, n = wanted, 2
-        while name in used:
-            name = f"{wanted}-{n}"
-            n += 1
-        used.add(name)
-        return name
+        return unique_name(self._names.setdefault((kind, namespace), set()), wanted)
 
     def run(self) -> Emission:
         if self.options.access_mode == "enforce":
@@ -977,39 +977,6 @@ def _value_regex(value: str) -> str:
     return re2_escape(value)
 
 
-def _strip_full_match(regex: str) -> str | None:
-    """R when ``regex`` is exactly ``(?:R).*`` (our own full-match form), else None."""
-    if not (regex.startswith("(?:") and regex.endswith(").*")):
-        return None
-    inner = regex[3:-3]
-    depth, i, in_class = 0, 0, False
-    while i < len(inner):
-        ch = inner[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            if inner[i + 1 : i + 2] == "^":
-                i += 1
-            if inner[i + 1 : i + 2] == "]":
-                i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                return None  # the outer group closes early: '(?:a).*|(?:b).*' is not one group
-        i += 1
-    return inner if depth == 0 and not in_class else None
-
-
-_LEADING_FLAGS = re.compile(r"(?:\(\?[imsU]+\))+")
-
-
 def _path_regex_of_uri(kind: str, value: str, ignore_case: bool) -> str:
     """A start-anchored pathRegex for an Istio ``uri`` match (Python wants global flags in front)."""
     flag = "(?i)" if ignore_case else ""
@@ -1017,10 +984,8 @@ def _path_regex_of_uri(kind: str, value: str, ignore_case: bool) -> str:
         return f"{flag}{re2_escape(value)}$"
     if kind == "prefix":
         return f"{flag}{re2_escape(value)}"
-    lead = _LEADING_FLAGS.match(value)
-    head = lead.group(0) if lead else ""
-    body = value[len(head) :]
-    inner = _strip_full_match(body)
+    head, body = split_leading_flags(value)
+    inner = strip_full_match(body)
     if inner is not None:
         return f"{flag}{head}{inner}"
     return f"{flag}{head}(?:{body})$"
@@ -1158,13 +1123,7 @@ class _Importer:
         )
 
     def _name(self, kind: str, namespace: str, wanted: str) -> str:
-        used = self._names.setdefault((kind, namespace), set())
-        name, n = wanted, 2
-        while name in used:
-            name = f"{wanted}-{n}"
-            n += 1
-        used.add(name)
-        return name
+        return unique_name(self._names.setdefault((kind, namespace), set()), wanted)
 
     def _map(self, value: Any, obj: _Obj, path: str) -> Mapping[str, Any] | None:
         if isinstance(value, Mapping):
@@ -2549,11 +2508,7 @@ def _merge_matches(matches: Iterable[HTTPMatch]) -> list[HTTPMatch]:
     names: set[str] = set()
     result = []
     for m in out:
-        name, n = m.name, 2
-        while name in names:
-            name = f"{m.name}-{n}"
-            n += 1
-        names.add(name)
+        name = unique_name(names, m.name)
         result.append(m if name == m.name else HTTPMatch(name, m.path_regex, m.methods, m.headers, m.origin))
     return result
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from backends.base import Emission, EmitContext, Options, SourceObject
+from backends.base import Emission, EmitContext, Options, SourceObject, unique_name
 from backends.gamma import (
     GATEWAY_GROUP,
     TCPROUTE_V1ALPHA2,
@@ -195,18 +195,9 @@ PROXY_PROTOCOL = Check("SMX236", Severity.INFO, "Server proxyProtocol has no SMI
 KIND_UNSUPPORTED = Check("SMX237", Severity.WARNING, "Linkerd kind with no SMI equivalent: not imported")
 MALFORMED = Check("SMX238", Severity.ERROR, "object without the shape its kind requires: not imported")
 
-CHECKS: tuple[Check, ...] = (
-    ROOT_UNKNOWN,
-    ALL_ZERO,
-    WEIGHTS_SCALED,
-    PORT_UNSUPPORTED,
-    METHOD_UNSUPPORTED,
-    HEADER_UNSUPPORTED,
-    MATCHES_NEED_HTTP,
-    BACKEND_PORT_MISSING,
-    SHARED_ROOT,
-    NO_REQUEST,
-    NEVER_MATCHES,
+# the GAMMA findings are the constants named after GammaChecks' fields (ROOT_UNKNOWN ... MALFORMED)
+GAMMA_CHECKS = GammaChecks.from_names(globals())
+CHECKS: tuple[Check, ...] = GAMMA_CHECKS.listed_with(
     NO_PODS,
     NO_COMMON_LABELS,
     SELECTOR_WIDER,
@@ -218,17 +209,6 @@ CHECKS: tuple[Check, ...] = (
     PROBES,
     SERVER_OVERLAP,
     PORTS_AMBIGUOUS,
-    UNKNOWN_KIND,
-    PARENT_UNSUPPORTED,
-    CONSUMER_ROUTE,
-    FIELD_IGNORED,
-    BACKEND_DROPPED,
-    PATH_PREFIX,
-    NO_CATCH_ALL,
-    RULES_MERGED,
-    ROUTE_CONFLICT,
-    PORTS_DISAGREE,
-    REGEX_DIALECT,
     SERVER_NO_PODS,
     ACCESS_POLICY,
     EXTERNAL_WORKLOADS,
@@ -247,33 +227,6 @@ CHECKS: tuple[Check, ...] = (
     SERVER_PORT,
     PROXY_PROTOCOL,
     KIND_UNSUPPORTED,
-    MALFORMED,
-)
-
-GAMMA_CHECKS = GammaChecks(
-    root_unknown=ROOT_UNKNOWN,
-    all_zero=ALL_ZERO,
-    weights_scaled=WEIGHTS_SCALED,
-    port_unsupported=PORT_UNSUPPORTED,
-    method_unsupported=METHOD_UNSUPPORTED,
-    header_unsupported=HEADER_UNSUPPORTED,
-    matches_need_http=MATCHES_NEED_HTTP,
-    backend_port_missing=BACKEND_PORT_MISSING,
-    shared_root=SHARED_ROOT,
-    no_request=NO_REQUEST,
-    never_matches=NEVER_MATCHES,
-    unknown_kind=UNKNOWN_KIND,
-    parent_unsupported=PARENT_UNSUPPORTED,
-    consumer_route=CONSUMER_ROUTE,
-    field_ignored=FIELD_IGNORED,
-    backend_dropped=BACKEND_DROPPED,
-    path_prefix=PATH_PREFIX,
-    no_catch_all=NO_CATCH_ALL,
-    rules_merged=RULES_MERGED,
-    route_conflict=ROUTE_CONFLICT,
-    ports_disagree=PORTS_DISAGREE,
-    regex_dialect=REGEX_DIALECT,
-    malformed=MALFORMED,
 )
 
 # Linkerd's bundled Gateway API (v1.1.1, experimental) serves TCPRoute as v1alpha2 only.
@@ -1431,12 +1384,12 @@ class _Importer:
         targets: list[TrafficTarget] = []
         route_groups: list[RouteGroup] = []
         port_routes: list[PortRoute] = []
-        taken: set[tuple[str, str]] = set()
+        taken: dict[str, set[str]] = {}  # names per namespace
         guarded: set[Identity] = set()
         for key, (grant, ports, matches) in sorted(groups.items(), key=lambda kv: _group_sort(kv[0])):
             identity, server_level = key[0], key[1]
             every = {s.port for s in by_identity.get(identity, [])}
-            name = _unique(taken, identity.namespace, grant.auth or grant.name)
+            name = unique_name(taken.setdefault(identity.namespace, set()), grant.auth or grant.name)
             all_ports = ports >= every
             rules: list[AccessRule] = []
             if server_level:
@@ -1483,7 +1436,7 @@ class _Importer:
             if identity in guarded:
                 continue
             first = sorted(servers, key=lambda s: s.name)[0]
-            name = _unique(taken, identity.namespace, first.name)
+            name = unique_name(taken.setdefault(identity.namespace, set()), first.name)
             targets.append(TrafficTarget(identity.namespace, name, identity, (), (), first.src.origin))
         return targets, route_groups, port_routes
 
@@ -1532,15 +1485,6 @@ class _Importer:
 
 
 _ANY = Identity("", "*")  # marker: a network-only authentication admits every client
-
-
-def _unique(taken: set[tuple[str, str]], namespace: str, name: str) -> str:
-    candidate, n = name, 2
-    while (namespace, candidate) in taken:
-        candidate = f"{name}-{n}"
-        n += 1
-    taken.add((namespace, candidate))
-    return candidate
 
 
 def _group_sort(key: tuple[Any, ...]) -> tuple[str, str, bool, str, str]:

@@ -328,11 +328,52 @@ def full_match_form(pattern: str) -> str:
 
     Leading global flags such as ``(?i)`` are kept in front, where Python requires them.
     """
+    head, pattern = split_leading_flags(pattern)
+    return f"{head}(?:{pattern}).*"
+
+
+def split_leading_flags(pattern: str) -> tuple[str, str]:
+    """``("(?i)", "rest")``: the leading global flag groups, and what follows them."""
     head = ""
     while m := _LEADING_FLAGS.match(pattern):
         head += m.group(0)
         pattern = pattern[m.end() :]
-    return f"{head}(?:{pattern}).*"
+    return head, pattern
+
+
+def strip_full_match(regex: str) -> str | None:
+    """``R`` when ``regex`` is exactly ``(?:R).*`` (``full_match_form``'s shape, flags already split
+    off), else None. The outer group must be one group: ``(?:a).*|(?:b).*`` is not.
+
+    Scanned as RE2 reads it: ``\\x`` escapes one character; inside a class ``]`` closes it unless it
+    comes first (after ``[`` or ``[^``), where it is literal; parentheses in a class do not count.
+    """
+    if not (regex.startswith("(?:") and regex.endswith(").*")):
+        return None
+    inner = regex[3:-3]
+    depth, i, in_class = 0, 0, False
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            if inner[i + 1 : i + 2] == "^":
+                i += 1
+            if inner[i + 1 : i + 2] == "]":
+                i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return None  # the outer group closes early
+        i += 1
+    return inner if depth == 0 and not in_class else None
 
 
 # --- samples --------------------------------------------------------------------------------------

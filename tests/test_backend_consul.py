@@ -52,11 +52,10 @@ from smi_bridge.ir import (
     ir_from_dict,
     ir_to_dict,
 )
-from smi_bridge.load import load
 from smi_bridge.probes import generate_requests
 from smi_bridge.regex import compile_header, compile_path, full_match_form
 from smi_bridge.semantics import Decision, Request, compile
-from smi_bridge.translate import front
+from tests.backend_helpers import as_source_objects, outcome, read_import_fixture
 from tests.conftest import ANCHORS, FIXTURES
 from tests.strategies import irs
 
@@ -143,48 +142,12 @@ def codes(diagnostics: Iterable[Any]) -> Counter[str]:
     return Counter(d.code for d in diagnostics)
 
 
-def as_source_objects(objects: Sequence[Mapping[str, Any]], file: str = "emitted.yaml") -> list[SourceObject]:
-    return [
-        SourceObject(
-            obj,
-            Origin(
-                str(obj["kind"]),
-                str(obj["metadata"].get("namespace", "")),
-                str(obj["metadata"].get("name", "")),
-                str(obj["apiVersion"]),
-                file,
-                i + 1,
-            ),
-        )
-        for i, obj in enumerate(objects)
-    ]
-
-
 def inventory_of(ir: IR) -> IR:
     return IR(services=ir.services, pods=ir.pods)
 
 
 def load_fixture(name: str) -> tuple[list[SourceObject], IR]:
-    """A fixture's objects with file:line, and the inventory the SMI front end builds from it."""
-    path = CONSUL_FIXTURES / name
-    documents = load([path]).documents
-    objects = []
-    for doc in documents:
-        meta = doc.obj.get("metadata") or {}
-        objects.append(
-            SourceObject(
-                doc.obj,
-                Origin(
-                    doc.obj.get("kind", ""),
-                    meta.get("namespace", ""),
-                    meta.get("name", ""),
-                    doc.obj.get("apiVersion", ""),
-                    doc.file,
-                    doc.line,
-                ),
-            )
-        )
-    return objects, inventory_of(front([path]).ir)
+    return read_import_fixture(CONSUL_FIXTURES / name)
 
 
 def find(report: Report | Sequence[Any], code: str, path: str | None = None) -> list[Any]:
@@ -314,16 +277,6 @@ def assert_admitted(emission: Emission, crds: CRDIndex, *, enterprise: bool = Fa
 # --- the round-trip oracle ----------------------------------------------------------------------------
 
 
-def _outcome(decision: Decision) -> tuple[tuple[str, Fraction, bool], ...]:
-    weights: dict[str, int] = {}
-    allowed: dict[str, bool] = {}
-    for b in decision.backends:
-        weights[b.service] = weights.get(b.service, 0) + b.weight
-        allowed[b.service] = b.allowed
-    total = sum(weights.values())
-    return tuple(sorted((s, Fraction(w, total), allowed[s]) for s, w in weights.items()))
-
-
 def _involved(ir: IR, request: Request, decisions: Sequence[Decision]) -> set[tuple[str, str, str]]:
     """The (kind, namespace, name) of every input object that could have decided ``request``."""
     refs: set[tuple[str, str, str]] = set()
@@ -360,7 +313,7 @@ def unexplained(
     out = []
     for request in requests:
         a, b = before.decide(request), after.decide(request)
-        if _outcome(a) == _outcome(b):
+        if outcome(a) == outcome(b):
             continue
         if not _involved(ir, request, (a, b)) & named:
             out.append((request, a, b))

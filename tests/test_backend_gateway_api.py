@@ -8,7 +8,6 @@ standard CRDs, and the CEL rules those CRDs carry (which ``crdcheck`` cannot run
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections import Counter
@@ -46,11 +45,10 @@ from smi_bridge.ir import (
     SplitBackend,
     TrafficTarget,
 )
-from smi_bridge.load import load
 from smi_bridge.probes import generate_requests
 from smi_bridge.regex import compile_header, compile_path, sample
 from smi_bridge.semantics import Decision, Request, compile
-from smi_bridge.translate import front
+from tests.backend_helpers import as_source_objects, damaged, read_import_fixture
 from tests.conftest import FIXTURES
 from tests.strategies import irs, path_regexes, simple_patterns
 
@@ -141,43 +139,8 @@ def codes(diagnostics: Iterable[Any]) -> Counter[str]:
     return Counter(d.code for d in diagnostics)
 
 
-def as_source_objects(objects: Sequence[Mapping[str, Any]]) -> list[SourceObject]:
-    return [
-        SourceObject(
-            obj,
-            Origin(
-                str(obj["kind"]),
-                str(obj["metadata"].get("namespace", "")),
-                str(obj["metadata"]["name"]),
-                str(obj["apiVersion"]),
-                "emitted.yaml",
-                i + 1,
-            ),
-        )
-        for i, obj in enumerate(objects)
-    ]
-
-
 def load_fixture(name: str) -> tuple[list[SourceObject], IR]:
-    path = GW_FIXTURES / name
-    objects = []
-    for doc in load([path]).documents:
-        md = doc.obj.get("metadata") or {}
-        objects.append(
-            SourceObject(
-                doc.obj,
-                Origin(
-                    doc.obj.get("kind", ""),
-                    md.get("namespace", ""),
-                    md.get("name", ""),
-                    doc.obj.get("apiVersion", ""),
-                    doc.file,
-                    doc.line,
-                ),
-            )
-        )
-    built = front([path]).ir
-    return objects, IR(services=built.services, pods=built.pods)
+    return read_import_fixture(GW_FIXTURES / name)
 
 
 def find(report: Report | Sequence[Any], code: str) -> list[Any]:
@@ -722,29 +685,6 @@ def test_service_profile_and_policy_kinds_are_listed_as_unknown_not_dropped_sile
 
 
 # --- malformed input -----------------------------------------------------------------------------
-
-JUNK = st.sampled_from([None, 0, -3, "x", "", True, [], {}, ["x"], [None], {"name": 3}, [{"kind": 7}], 1.5])
-
-
-@st.composite
-def damaged(draw: st.DrawFn, objects: Sequence[SourceObject]) -> list[SourceObject]:
-    """The objects with one to three values somewhere inside replaced by junk of another shape."""
-    objs = [SourceObject(copy.deepcopy(dict(o.obj)), o.origin) for o in objects]
-    for _ in range(draw(st.integers(1, 3))):
-        node: Any = objs[draw(st.integers(0, len(objs) - 1))].obj
-        while True:
-            keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
-            if not keys:
-                break
-            key = draw(st.sampled_from(keys))
-            child = node[key]
-            if isinstance(child, dict | list) and child and draw(st.integers(0, 3)):
-                node = child
-                continue
-            node[key] = copy.deepcopy(draw(JUNK))  # the junk values are shared: never mutate them
-            break
-    return objs
-
 
 GW_OBJECTS = [
     o

@@ -10,15 +10,12 @@ cannot express (non-overlapping Servers, Server parents without port) are checke
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from backends.base import Emission, Options, SourceObject
 from backends.linkerd import CHECKS, LinkerdBackend, identity_string, matches_disjoint
@@ -40,10 +37,9 @@ from smi_bridge.ir import (
     SplitBackend,
     TrafficTarget,
 )
-from smi_bridge.load import load
 from smi_bridge.probes import generate_requests
-from smi_bridge.semantics import Decision, Request, compile
-from smi_bridge.translate import front
+from smi_bridge.semantics import Request, compile
+from tests.backend_helpers import as_source_objects, damaged, outcome, read_import_fixture
 from tests.conftest import FIXTURES
 from tests.strategies import irs
 
@@ -151,43 +147,8 @@ def find(report: Report | Sequence[Any], code: str) -> list[Any]:
     return [d for d in report if d.code == code]
 
 
-def as_source_objects(objects: Sequence[Mapping[str, Any]]) -> list[SourceObject]:
-    return [
-        SourceObject(
-            obj,
-            Origin(
-                str(obj["kind"]),
-                str(obj["metadata"].get("namespace", "")),
-                str(obj["metadata"]["name"]),
-                str(obj["apiVersion"]),
-                "emitted.yaml",
-                i + 1,
-            ),
-        )
-        for i, obj in enumerate(objects)
-    ]
-
-
 def load_fixture(name: str) -> tuple[list[SourceObject], IR]:
-    path = LINKERD_FIXTURES / name
-    objects = []
-    for doc in load([path]).documents:
-        md = doc.obj.get("metadata") or {}
-        objects.append(
-            SourceObject(
-                doc.obj,
-                Origin(
-                    doc.obj.get("kind", ""),
-                    md.get("namespace", ""),
-                    md.get("name", ""),
-                    doc.obj.get("apiVersion", ""),
-                    doc.file,
-                    doc.line,
-                ),
-            )
-        )
-    built = front([path]).ir
-    return objects, IR(services=built.services, pods=built.pods)
+    return read_import_fixture(LINKERD_FIXTURES / name)
 
 
 # --- admission rules the CRDs cannot say ----------------------------------------------------------
@@ -261,16 +222,6 @@ def assert_valid(emission: Emission, crds: CRDIndex, ir: IR) -> None:
 
 
 # --- the round-trip oracle ------------------------------------------------------------------------
-
-
-def outcome(decision: Decision) -> tuple[tuple[str, Fraction, bool], ...]:
-    weights: dict[str, int] = {}
-    allowed: dict[str, bool] = {}
-    for b in decision.backends:
-        weights[b.service] = weights.get(b.service, 0) + b.weight
-        allowed[b.service] = b.allowed
-    total = sum(weights.values())
-    return tuple(sorted((s, Fraction(w, total), allowed[s]) for s, w in weights.items()))
 
 
 def _brief(diagnostics: Sequence[Any]) -> list[str]:
@@ -658,29 +609,6 @@ def test_unknown_kinds_are_listed_once_each_and_passed_over() -> None:
 
 
 # --- malformed input -----------------------------------------------------------------------------
-
-JUNK = st.sampled_from([None, 0, -3, "x", "", True, [], {}, ["x"], [None], {"name": 3}, [{"kind": 7}], 1.5])
-
-
-@st.composite
-def damaged(draw: st.DrawFn, objects: Sequence[SourceObject]) -> list[SourceObject]:
-    """The objects with one to three values somewhere inside replaced by junk of another shape."""
-    objs = [SourceObject(copy.deepcopy(dict(o.obj)), o.origin) for o in objects]
-    for _ in range(draw(st.integers(1, 3))):
-        node: Any = objs[draw(st.integers(0, len(objs) - 1))].obj
-        while True:
-            keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
-            if not keys:
-                break
-            key = draw(st.sampled_from(keys))
-            child = node[key]
-            if isinstance(child, dict | list) and child and draw(st.integers(0, 3)):
-                node = child
-                continue
-            node[key] = copy.deepcopy(draw(JUNK))  # the junk values are shared: never mutate them
-            break
-    return objs
-
 
 LINKERD_FILES = (
     "library-policy.yaml",

@@ -15,6 +15,8 @@ from smi_bridge.regex import (
     near_misses,
     reduce_to_literal,
     sample,
+    split_leading_flags,
+    strip_full_match,
 )
 from tests.strategies import path_regexes, simple_patterns
 
@@ -115,6 +117,32 @@ def test_full_match_form_wraps_pattern_and_keeps_leading_flags_in_front() -> Non
     assert full_match_form("/api") == "(?:/api).*"
     assert full_match_form("(?i)/api") == "(?i)(?:/api).*"
     assert compile_header(full_match_form("(?i)/api")).fullmatch("/API/v1")
+
+
+@pytest.mark.parametrize(
+    ("regex", "inner"),
+    [
+        ("(?:/api).*", "/api"),
+        ("(?:/a(b|c)).*", "/a(b|c)"),
+        ("(?:[(]x).*", "[(]x"),  # a parenthesis in a class does not open a group
+        ("(?:[]()]).*", "[]()]"),  # ']' first in a class is literal (RE2)
+        ("(?:[^](]).*", "[^](]"),  # ... also right after '[^'
+        ("(?:\\().*", "\\("),  # an escaped parenthesis is a character
+        ("(?:a).*|(?:b).*", None),  # two groups, not one
+        ("(?:a)|b.*", None),
+        ("(?:[a).*", None),  # an unclosed class
+        ("/api.*", None),
+    ],
+)
+def test_strip_full_match_reads_one_outer_group_as_re2_does(regex: str, inner: str | None) -> None:
+    assert strip_full_match(regex) == inner
+
+
+@given(path_regexes())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_strip_full_match_undoes_full_match_form(pattern: str) -> None:
+    head, body = split_leading_flags(full_match_form(pattern))
+    assert head + (strip_full_match(body) or "") == pattern
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
