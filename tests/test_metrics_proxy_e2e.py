@@ -11,7 +11,6 @@ percentiles inside the bounds of the histogram bucket that holds them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -22,11 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from smi_bridge.metrics.cli import metrics_query
 from smi_bridge.metrics.demo import demo_split_metrics
 from smi_bridge.metrics.local_prometheus import LocalPrometheus, ScrapeTarget, prometheus_binary
+from tests.proxybed import (
+    canary_shop,
+    documents,
+    fetch,
+    metric_families,
+    pod,
+)
 
 verify = pytest.importorskip("smi_bridge.verify", reason="the proxy test bed is not in this tree")
 
@@ -39,94 +44,15 @@ CHECKOUT = "127.0.93.1"
 WEB = "127.0.94.10"
 CRAWLER = "127.0.94.12"
 
-MANIFESTS = """
-apiVersion: v1
-kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  clusterIP: 127.0.93.1
-  selector: {app: checkout}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v1, namespace: shop}
-spec:
-  clusterIP: 127.0.93.2
-  selector: {app: checkout, version: v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v2, namespace: shop}
-spec:
-  clusterIP: 127.0.93.3
-  selector: {app: checkout, version: v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: checkout-v1-7f9c8d6b5-abcde
-  namespace: shop
-  labels: {app: checkout, version: v1}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: checkout-v1-7f9c8d6b5, uid: a}]
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.94.1}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: checkout-v2-5d4c3b2a1-fghij
-  namespace: shop
-  labels: {app: checkout, version: v2}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: checkout-v2-5d4c3b2a1, uid: b}]
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.94.2}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web-6b7c8d9f4-klmno
-  namespace: shop
-  labels: {app: web}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-6b7c8d9f4, uid: c}]
-spec: {serviceAccountName: web, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.94.10}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: crawler-7c6d5e4f3-pqrst
-  namespace: shop
-  labels: {app: crawler}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: crawler-7c6d5e4f3, uid: d}]
-spec: {serviceAccountName: crawler, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.94.12}
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: checkout-canary, namespace: shop}
-spec:
-  service: checkout
-  backends:
-  - {service: checkout-v1, weight: 90}
-  - {service: checkout-v2, weight: 10}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: everything, namespace: shop}
-spec:
-  matches: [{name: all, pathRegex: ".*", methods: ["*"]}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-checkout, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: checkout, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: everything, matches: [all]}]
-"""
+MANIFESTS = documents(
+    *canary_shop(
+        "127.0.93.",
+        "127.0.94.",
+        checkout=("checkout-v1-7f9c8d6b5-abcde", "checkout-v2-5d4c3b2a1-fghij"),
+        web="web-6b7c8d9f4-klmno",
+    ),
+    pod("crawler-7c6d5e4f3-pqrst", CRAWLER, {"app": "crawler"}, replicaset="crawler-7c6d5e4f3"),
+)
 
 REQUESTS = "smi_proxy_requests_total"
 DURATION = "smi_proxy_request_duration_seconds_bucket"
@@ -135,10 +61,8 @@ Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def own_series(bed: Any) -> Series:
     """Every sample of the proxy's own /metrics, keyed by (name, sorted labels)."""
-    status, text = bed.proxy.admin("/metrics")
-    assert status == 200
     out: Series = {}
-    for family in text_string_to_metric_families(text):
+    for family in metric_families(bed).values():  # asserts the scrape's status 200
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -172,17 +96,10 @@ class Window:
 
 
 def _send(source: str, count: int, headers: Mapping[str, str] | None = None) -> Counter[int]:
-    async def go() -> Counter[int]:
-        client = verify.HTTPClient(CHECKOUT, 8080, source=source)
-        try:
-            seen: Counter[int] = Counter()
-            for _ in range(count):
-                seen[(await client.request("GET", "/cart", headers=dict(headers or {}))).status] += 1
-            return seen
-        finally:
-            client.close()
-
-    return asyncio.run(go())
+    client = verify.HTTPClient(CHECKOUT, 8080, source=source)
+    return Counter(
+        r.status for r in fetch(client, count, method="GET", path="/cart", headers=dict(headers or {}))
+    )
 
 
 def _total(own: Series) -> float:

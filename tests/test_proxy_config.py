@@ -19,60 +19,17 @@ from proxy.config import SCHEMA_PATH, ConfigError, compile_config, load_config, 
 from proxy.schema import UnsupportedSchema, compile_schema
 from smi_bridge.ir import IR, Identity
 from smi_bridge.verify import ir_from_manifests
+from tests.proxybed import documents, http_route_group, pod, service, traffic_target
 from tests.strategies import irs
 
-MANIFESTS = """
-apiVersion: v1
-kind: Service
-metadata: {name: shop-web, namespace: shop}
-spec:
-  clusterIP: 127.0.1.5
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-  - {name: tcp-debug, port: 9000, targetPort: 9000}
----
-apiVersion: v1
-kind: Service
-metadata: {name: headless, namespace: shop}
-spec:
-  clusterIP: None
-  selector: {app: web}
-  ports: [{name: http, port: 80}]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web-0
-  namespace: shop
-  labels: {app: web}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-6d8f9c7b5, uid: u1}]
-spec: {serviceAccountName: web, containers: [{name: web, image: web}]}
-status: {podIP: 127.0.10.5}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client-0, namespace: shop, labels: {app: client}}
-spec: {serviceAccountName: client, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.6}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: routes, namespace: shop}
-spec:
-  matches:
-  - name: canary
-    headers:
-    - x-canary: "yes"
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: client-to-web, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: web, namespace: shop}
-  sources: [{kind: ServiceAccount, name: client, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: routes}]
-"""
+MANIFESTS = documents(
+    service("shop-web", "127.0.1.5", {"app": "web"}, [("http", 80, 8080), ("tcp-debug", 9000, 9000)]),
+    service("headless", "None", {"app": "web"}, [("http", 80)]),
+    pod("web-0", "127.0.10.5", {"app": "web"}, replicaset="web-6d8f9c7b5"),
+    pod("client-0", "127.0.10.6", {"app": "client"}),
+    http_route_group("routes", '{name: canary, headers: [{x-canary: "yes"}]}'),
+    traffic_target("client-to-web", "web", {"kind": "HTTPRouteGroup", "name": "routes"}, source="client"),
+)
 
 
 def config_text() -> str:

@@ -2,7 +2,8 @@
 
 One proxy (``--identity source-address``) serves a split root, a guarded Service with an HTTP
 and a TCP port, and a Host-routing listener; the identity modes ``header:`` and ``mtls`` get
-their own proxies. Pods live on 127.0.10.x, cluster IPs on 127.0.1.x.
+their own proxies. Cluster IPs are 127.0.5.x and pods 127.0.50.x (127.0.6.x and 127.0.60.x for
+the identity modes).
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from prometheus_client.parser import text_string_to_metric_families
 
-from smi_bridge.verify import (
-    ConnectionClosed,
-    HTTPClient,
-    LoopbackBed,
-    free_port,
-    ir_from_manifests,
-    tcp_exchange,
+from smi_bridge.verify import ConnectionClosed, HTTPClient, LoopbackBed, free_port, tcp_exchange
+from tests.proxybed import (
+    canary_shop,
+    documents,
+    fetch,
+    http_route_group,
+    loopback_bed,
+    metric_families,
+    pod,
+    read_reply,
+    service,
+    tcp_route,
+    traffic_target,
+    web_to,
 )
 
 # Each test module of the proxy uses its own loopback ranges, so modules may run in parallel.
@@ -36,164 +43,38 @@ CRAWLER = "127.0.50.12"
 CHECKOUT = "127.0.5.1"
 CATALOG = "127.0.5.20"
 
-MANIFESTS = """
-apiVersion: v1
-kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  clusterIP: 127.0.1.1
-  selector: {app: checkout}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v1, namespace: shop}
-spec:
-  clusterIP: 127.0.1.2
-  selector: {app: checkout, version: v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v2, namespace: shop}
-spec:
-  clusterIP: 127.0.1.3
-  selector: {app: checkout, version: v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: catalog, namespace: shop}
-spec:
-  clusterIP: 127.0.1.20
-  selector: {app: catalog}
-  ports:
-  - {name: http, port: 8080, targetPort: 8080}
-  - {name: tcp-admin, port: 9000, targetPort: 9000}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: checkout-v1-0
-  namespace: shop
-  labels: {app: checkout, version: v1}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: checkout-v1-7f9c8d6b5, uid: a}]
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.1}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: checkout-v2-0
-  namespace: shop
-  labels: {app: checkout, version: v2}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: checkout-v2-5d4c3b2a1, uid: b}]
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.2}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: catalog-0, namespace: shop, labels: {app: catalog}}
-spec: {serviceAccountName: catalog, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.20}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web-0
-  namespace: shop
-  labels: {app: web}
-  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-6b7c8d9f4, uid: c}]
-spec: {serviceAccountName: web, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.10}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: crawler-0, namespace: shop, labels: {app: crawler}}
-spec: {serviceAccountName: crawler, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.10.12}
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: checkout-canary, namespace: shop}
-spec:
-  service: checkout
-  backends:
-  - {service: checkout-v1, weight: 90}
-  - {service: checkout-v2, weight: 10}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: everything, namespace: shop}
-spec:
-  matches: [{name: all, pathRegex: ".*", methods: ["*"]}]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: catalog-api, namespace: shop}
-spec:
-  matches:
-  - {name: items, pathRegex: /items, methods: [GET, HEAD]}
-  - {name: upload, pathRegex: /upload, methods: [POST, PUT]}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: admin-port, namespace: shop}
-spec:
-  matches: {ports: [9000]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-checkout, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: checkout, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: everything, matches: [all]}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-catalog, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: catalog, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: catalog-api}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-catalog-admin, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: catalog, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: TCPRoute, name: admin-port}]
-"""
-
 HOST_PORT = free_port()
 
 
 def manifests(cluster: str = "127.0.5.", pods: str = "127.0.50.") -> str:
-    return MANIFESTS.replace("127.0.1.", cluster).replace("127.0.10.", pods)
+    """The canary shop, plus catalog with an HTTP and a TCP port (web may use both) and crawler."""
+    return documents(
+        *canary_shop(cluster, pods),
+        service(
+            "catalog", f"{cluster}20", {"app": "catalog"}, [("http", 8080, 8080), ("tcp-admin", 9000, 9000)]
+        ),
+        pod("catalog-0", f"{pods}20", {"app": "catalog"}),
+        pod("crawler-0", f"{pods}12", {"app": "crawler"}),
+        http_route_group(
+            "catalog-api",
+            "{name: items, pathRegex: /items, methods: [GET, HEAD]}",
+            "{name: upload, pathRegex: /upload, methods: [POST, PUT]}",
+        ),
+        tcp_route("admin-port", 9000),
+        web_to("catalog", "catalog-api"),
+        traffic_target("web-to-catalog-admin", "catalog", {"kind": "TCPRoute", "name": "admin-port"}),
+    )
 
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackBed]:
-    ir = ir_from_manifests(manifests())
-    directory = tmp_path_factory.mktemp("e2e")
-    with LoopbackBed(ir, directory, proxy_args=["--http-listen", f"127.0.0.1:{HOST_PORT}"]) as b:
+    args = ["--http-listen", f"127.0.0.1:{HOST_PORT}"]
+    with loopback_bed(manifests(), tmp_path_factory.mktemp("e2e"), proxy_args=args) as b:
         yield b
 
 
 def send(client: HTTPClient, count: int, **kwargs: object) -> list[tuple[int, str]]:
-    async def go() -> list[tuple[int, str]]:
-        try:
-            out = []
-            for _ in range(count):
-                r = await client.request(**kwargs)  # type: ignore[arg-type]
-                out.append((r.status, r.header("x-pod")))
-            return out
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
+    return [(r.status, r.header("x-pod")) for r in fetch(client, count, **kwargs)]
 
 
 def raw_exchange(host: str, port: int, data: bytes, *, source: str = WEB, responses: int = 1) -> bytes:
@@ -245,15 +126,8 @@ def test_split_sends_the_exact_ratio_over_a_short_run(bed: LoopbackBed) -> None:
 
 
 def test_denied_request_gets_403_naming_what_was_missing_and_never_reaches_upstream(bed: LoopbackBed) -> None:
-    async def go() -> tuple[int, bytes]:
-        client = HTTPClient(CATALOG, 8080, source=CRAWLER)
-        try:
-            r = await client.request("GET", "/items/denied-marker")
-            return r.status, r.body
-        finally:
-            await client.aclose()
-
-    status, body = asyncio.run(go())
+    (r,) = fetch(HTTPClient(CATALOG, 8080, source=CRAWLER), method="GET", path="/items/denied-marker")
+    status, body = r.status, r.body
     assert status == 403
     assert b"shop/crawler" in body and b"shop/catalog" in body and b"GET /items/denied-marker" in body
     assert not any(s.path == "/items/denied-marker" for s in bed.fleet.seen)
@@ -265,15 +139,13 @@ def test_route_not_in_the_policy_is_denied_for_an_allowed_source(bed: LoopbackBe
 
 
 def test_upstream_status_headers_and_body_pass_through_unchanged(bed: LoopbackBed) -> None:
-    async def go() -> tuple[int, dict[str, str], bytes]:
-        client = HTTPClient(CATALOG, 8080, source=WEB)
-        try:
-            r = await client.request("GET", "/items?x=%2F..", {"x-echo-status": "418"})
-            return r.status, r.headers, r.body
-        finally:
-            await client.aclose()
-
-    status, headers, body = asyncio.run(go())
+    (r,) = fetch(
+        HTTPClient(CATALOG, 8080, source=WEB),
+        method="GET",
+        path="/items?x=%2F..",
+        headers={"x-echo-status": "418"},
+    )
+    status, headers, body = r.status, r.headers, r.body
     assert status == 418
     assert headers["x-pod"] == "catalog-0"
     assert headers["x-echo-path"] == "/items?x=%2F.."  # the query string is forwarded verbatim
@@ -331,15 +203,8 @@ def _dechunk(body: bytes) -> bytes:
 
 
 def test_content_length_request_body_is_forwarded(bed: LoopbackBed) -> None:
-    async def go() -> tuple[int, bytes]:
-        client = HTTPClient(CATALOG, 8080, source=WEB)
-        try:
-            r = await client.request("PUT", "/upload/1", body=b"x" * 100_000)
-            return r.status, r.body
-        finally:
-            await client.aclose()
-
-    status, body = asyncio.run(go())
+    (r,) = fetch(HTTPClient(CATALOG, 8080, source=WEB), method="PUT", path="/upload/1", body=b"x" * 100_000)
+    status, body = r.status, r.body
     assert status == 200 and body == b"x" * 100_000
 
 
@@ -436,26 +301,11 @@ def test_metrics_follow_the_contract(bed: LoopbackBed) -> None:
     send(HTTPClient(CHECKOUT, 8080, source=WEB), 10, path="/metrics-probe")
     send(HTTPClient(CATALOG, 8080, source=CRAWLER), 2, path="/items")
     asyncio.run(tcp_exchange(CATALOG, 9000, source=WEB))
-    status, text = bed.proxy.admin("/metrics")
-    assert status == 200
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = metric_families(bed)  # asserts the scrape's status 200
     requests = families["smi_proxy_requests"]
     assert requests.type == "counter"
-    labels = {
-        "source_namespace",
-        "source_workload",
-        "source_service_account",
-        "destination_namespace",
-        "destination_service",
-        "backend_service",
-        "destination_workload",
-        "destination_pod",
-        "status_class",
-        "denied",
-    }
-    assert all(set(s.labels) == labels for s in requests.samples)
-    allowed = [s for s in requests.samples if s.labels["backend_service"] == "checkout-v2"]
-    assert allowed and allowed[0].labels == {
+    # Every request sample carries exactly these labels; a request web made to checkout-v2 these values.
+    web_to_v2 = {
         "source_namespace": "shop",
         "source_workload": "web",
         "source_service_account": "web",
@@ -467,6 +317,10 @@ def test_metrics_follow_the_contract(bed: LoopbackBed) -> None:
         "status_class": "2xx",
         "denied": "false",
     }
+    labels = set(web_to_v2)
+    assert all(set(s.labels) == labels for s in requests.samples)
+    allowed = [s for s in requests.samples if s.labels["backend_service"] == "checkout-v2"]
+    assert allowed and allowed[0].labels == web_to_v2
     denied = [
         s
         for s in requests.samples
@@ -481,16 +335,10 @@ def test_metrics_follow_the_contract(bed: LoopbackBed) -> None:
     assert [float(b) for b in buckets] == [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"),
     ]  # fmt: skip
-    assert {k for s in duration.samples for k in s.labels} == {
-        "source_namespace",
-        "source_workload",
-        "destination_namespace",
-        "destination_service",
-        "backend_service",
-        "destination_workload",
-        "destination_pod",
-        "le",
-    }
+    # The request labels but the caller's ServiceAccount, the status class and denied; plus le.
+    assert {k for s in duration.samples for k in s.labels} == (
+        labels - {"source_service_account", "status_class", "denied"}
+    ) | {"le"}
     tcp = families["smi_proxy_tcp_connections"]
     assert any(
         s.labels["destination_service"] == "catalog" and s.labels["denied"] == "false" for s in tcp.samples
@@ -519,8 +367,7 @@ ID_CATALOG = "127.0.6.20"
 
 
 def test_header_identity_mode_trusts_the_header_and_strips_it(tmp_path: Path) -> None:
-    ir = ir_from_manifests(manifests("127.0.6.", "127.0.60."))
-    with LoopbackBed(ir, tmp_path, identity="header:x-smi-identity") as b:
+    with loopback_bed(manifests("127.0.6.", "127.0.60."), tmp_path, identity="header:x-smi-identity") as b:
         client = HTTPClient(ID_CATALOG, 8080)
         assert send(client, 1, path="/items", headers={"x-smi-identity": "shop/web"})[0][0] == 200
         assert b.fleet.seen[-1].path == "/items"
@@ -601,7 +448,6 @@ def test_mtls_identity_comes_from_the_client_certificate(tmp_path: Path) -> None
     _certificate(tmp_path, "foreign", ca, "spiffe://other.domain/ns/shop/sa/web")
     rogue_ca = _certificate(tmp_path, "rogue-ca", None, None)
     _certificate(tmp_path, "rogue", rogue_ca, "spiffe://cluster.local/ns/shop/sa/web")
-    ir = ir_from_manifests(manifests("127.0.6.", "127.0.60."))
     args = [
         "--ca",
         str(tmp_path / "ca.pem"),
@@ -610,7 +456,7 @@ def test_mtls_identity_comes_from_the_client_certificate(tmp_path: Path) -> None
         "--key",
         str(tmp_path / "proxy.key"),
     ]
-    with LoopbackBed(ir, tmp_path, identity="mtls", proxy_args=args):
+    with loopback_bed(manifests("127.0.6.", "127.0.60."), tmp_path, identity="mtls", proxy_args=args):
 
         def status(stem: str) -> int:
             return send(HTTPClient(ID_CATALOG, 8080, tls=_client_tls(tmp_path, stem)), 1, path="/items")[0][0]
@@ -631,14 +477,6 @@ def test_mtls_identity_comes_from_the_client_certificate(tmp_path: Path) -> None
         assert handshake_fails(None)  # no client certificate
         assert handshake_fails("rogue")  # signed by a CA the proxy does not trust
 
-        async def tcp_over_tls() -> bytes:
-            reader, writer = await asyncio.open_connection(
-                ID_CATALOG, 9000, ssl=_client_tls(tmp_path, "web"), server_hostname=""
-            )
-            try:
-                return await asyncio.wait_for(reader.readline(), 10)
-            finally:
-                writer.close()
-                await writer.wait_closed()
-
-        assert asyncio.run(tcp_over_tls()) == b"catalog-0\n"
+        tls = _client_tls(tmp_path, "web")
+        tcp_over_tls = read_reply(ID_CATALOG, 9000, lambda r: r.readline(), 10, ssl=tls, server_hostname="")
+        assert tcp_over_tls == b"catalog-0\n"

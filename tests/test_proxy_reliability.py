@@ -11,9 +11,23 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from smi_bridge.verify import HTTPClient, LoopbackBed, free_port, ir_from_manifests
+from smi_bridge.verify import HTTPClient, LoopbackBed, free_port
+from tests.proxybed import (
+    ANY_METHOD,
+    checkout_pods,
+    checkout_services,
+    documents,
+    http_route_group,
+    loopback_bed,
+    metric_samples,
+    pod,
+    read_reply,
+    service,
+    traffic_split,
+    traffic_target,
+    web_to,
+)
 
 # This module's loopback ranges (other proxy test modules use others).
 WEB = "127.0.70.10"
@@ -22,105 +36,22 @@ CHECKOUT = "127.0.7.1"
 CATALOG = "127.0.7.20"
 HOST_PORT = free_port()
 
-MANIFESTS = """
-apiVersion: v1
-kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  clusterIP: 127.0.7.1
-  selector: {app: checkout}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v1, namespace: shop}
-spec:
-  clusterIP: 127.0.7.2
-  selector: {app: checkout, version: v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: checkout-v2, namespace: shop}
-spec:
-  clusterIP: 127.0.7.3
-  selector: {app: checkout, version: v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: catalog, namespace: shop}
-spec:
-  clusterIP: 127.0.7.20
-  selector: {app: catalog}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: checkout-v1-0, namespace: shop, labels: {app: checkout, version: v1}}
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.70.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: checkout-v2-0, namespace: shop, labels: {app: checkout, version: v2}}
-spec: {serviceAccountName: checkout, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.70.2}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: catalog-0, namespace: shop, labels: {app: catalog}}
-spec: {serviceAccountName: catalog, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.70.20}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: shop, labels: {app: web}}
-spec: {serviceAccountName: web, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.70.10}
----
-apiVersion: split.smi-spec.io/v1alpha2
-kind: TrafficSplit
-metadata: {name: checkout, namespace: shop}
-spec:
-  service: checkout
-  backends:
-  - {service: checkout-v1, weight: 1}
-  - {service: checkout-v2, weight: 1}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: everything, namespace: shop}
-spec:
-  matches: [{name: all, methods: ["*"]}]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: public, namespace: shop}
-spec:
-  matches: [{name: public, pathRegex: /public/, methods: [GET, POST]}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-checkout, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: checkout, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: everything}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-reads-public, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: catalog, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: public}]
-"""
+MANIFESTS = documents(
+    *checkout_services("127.0.7."),
+    service("catalog", CATALOG, {"app": "catalog"}, [("http", 80, 8080)]),
+    *checkout_pods("127.0.70.", owned=False),
+    pod("catalog-0", "127.0.70.20", {"app": "catalog"}),
+    pod("web-0", WEB, {"app": "web"}),
+    traffic_split("checkout", {"checkout-v1": 1, "checkout-v2": 1}, api="v1alpha2"),
+    ANY_METHOD,
+    http_route_group("public", "{name: public, pathRegex: /public/, methods: [GET, POST]}"),
+    web_to("checkout"),
+    traffic_target("web-reads-public", "catalog", {"kind": "HTTPRouteGroup", "name": "public"}),
+)
 
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackBed]:
-    ir = ir_from_manifests(MANIFESTS)
     args = [
         "--http-listen",
         f"127.0.0.1:{HOST_PORT}",
@@ -131,17 +62,14 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackBed]:
         "--response-timeout",
         "4",
     ]
-    with LoopbackBed(ir, tmp_path_factory.mktemp("reliability"), proxy_args=args) as b:
+    with loopback_bed(MANIFESTS, tmp_path_factory.mktemp("reliability"), proxy_args=args) as b:
         yield b
 
 
 def failures_by_backend(bed: LoopbackBed) -> Counter[str]:
-    _, text = bed.proxy.admin("/metrics")
     counts: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        if family.name == "smi_proxy_upstream_failures":
-            for sample in family.samples:
-                counts[sample.labels["backend_service"]] += int(sample.value)
+    for sample in metric_samples(bed, "smi_proxy_upstream_failures"):
+        counts[sample.labels["backend_service"]] += int(sample.value)
     return counts
 
 
@@ -208,12 +136,9 @@ def test_killed_upstream_fails_only_its_share_and_comes_back(bed: LoopbackBed) -
 
 def test_an_upstream_that_does_not_answer_in_time_gets_504(bed: LoopbackBed) -> None:
     def timeouts() -> float:
-        _, text = bed.proxy.admin("/metrics")
         return sum(
             s.value
-            for f in text_string_to_metric_families(text)
-            if f.name == "smi_proxy_upstream_failures"
-            for s in f.samples
+            for s in metric_samples(bed, "smi_proxy_upstream_failures")
             if s.labels["reason"] == "timeout"
         )
 
@@ -285,16 +210,8 @@ def test_slowloris_client_is_cut_off_by_the_header_timeout(bed: LoopbackBed) -> 
 
 
 def test_a_connection_that_sends_nothing_is_closed(bed: LoopbackBed) -> None:
-    async def scenario() -> bytes:
-        reader, writer = await asyncio.open_connection(CATALOG, 80, local_addr=(WEB, 0))
-        try:
-            return await asyncio.wait_for(reader.read(), 20)
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
     # read() returns only once the proxy has closed the idle connection, without a word.
-    assert asyncio.run(scenario()) == b""
+    assert read_reply(CATALOG, 80, lambda r: r.read(), 20, local_addr=(WEB, 0)) == b""
 
 
 def test_oversized_request_line_and_headers_are_refused(bed: LoopbackBed) -> None:

@@ -4,93 +4,71 @@ requests in flight finish on the config they started with, SIGTERM drains.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from smi_bridge.verify import HTTPClient, LoopbackBed, ProxyProcess, ir_from_manifests
+from tests.proxybed import ANY_METHOD, documents, fetch, loopback_bed, metric_samples, pod, service, web_to
 
 # This module's loopback ranges (other proxy test modules use others).
 WEB = "127.0.80.10"
 CATALOG = "127.0.8.20"
 
-BASE = """
-apiVersion: v1
-kind: Service
-metadata: {name: catalog, namespace: shop}
-spec:
-  clusterIP: 127.0.8.20
-  selector: {app: catalog}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: catalog-0, namespace: shop, labels: {app: catalog}}
-spec: {serviceAccountName: catalog, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.80.20}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: shop, labels: {app: web}}
-spec: {serviceAccountName: web, containers: [{name: c, image: c}]}
-status: {podIP: 127.0.80.10}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: everything, namespace: shop}
-spec:
-  matches: [{name: all, methods: ["*"]}]
-"""
 
-ALLOW_WEB = """
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-catalog, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: catalog, namespace: shop}
-  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
-  rules: [{kind: HTTPRouteGroup, name: everything}]
-"""
+def manifests(*, web_allowed: bool, catalog_ip: str = CATALOG) -> str:
+    """catalog and a caller web; ``web_allowed`` adds the TrafficTarget that lets web in."""
+    return documents(
+        service("catalog", catalog_ip, {"app": "catalog"}),
+        pod("catalog-0", "127.0.80.20", {"app": "catalog"}),
+        pod("web-0", WEB, {"app": "web"}),
+        ANY_METHOD,
+        *([web_to("catalog")] if web_allowed else []),
+    )
 
-CLOSED = BASE
-OPEN = BASE + ALLOW_WEB
+
+CLOSED = manifests(web_allowed=False)
+OPEN = manifests(web_allowed=True)
 
 
 def status_of(path: str = "/", headers: dict[str, str] | None = None) -> int:
-    async def go() -> int:
-        client = HTTPClient(CATALOG, 8080, source=WEB)
-        try:
-            return (await client.request("GET", path, headers or {})).status
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
+    (response,) = fetch(HTTPClient(CATALOG, 8080, source=WEB), method="GET", path=path, headers=headers or {})
+    return response.status
 
 
 def reloads(bed: LoopbackBed) -> dict[str, float]:
-    _, text = bed.proxy.admin("/metrics")
-    for family in text_string_to_metric_families(text):
-        if family.name == "smi_proxy_config_reloads":
-            return {s.labels["result"]: s.value for s in family.samples}
-    return {}
+    return {s.labels["result"]: s.value for s in metric_samples(bed, "smi_proxy_config_reloads")}
 
 
 def config_info(bed: LoopbackBed) -> dict[str, Any]:
-    _, text = bed.proxy.admin("/metrics")
-    for family in text_string_to_metric_families(text):
-        if family.name == "smi_proxy_config_info":
-            return dict(family.samples[0].labels)
-    return {}
+    info = metric_samples(bed, "smi_proxy_config_info")
+    return dict(info[0].labels) if info else {}
+
+
+def wait_until(condition: Callable[[], bool], pause: float) -> None:
+    """Check ``condition`` up to 500 times, ``pause`` seconds apart, until it holds; the caller
+    asserts what it needs afterwards."""
+    for _ in range(500):
+        if condition():
+            return
+        threading.Event().wait(pause)
+
+
+def start_slow_request(bed: LoopbackBed, delay: str) -> tuple[threading.Thread, list[int]]:
+    """GET /slow, answered after ``delay`` seconds, on a thread that puts its status in the list;
+    returns once the upstream has the request."""
+    result: list[int] = []
+    slow = threading.Thread(target=lambda: result.append(status_of("/slow", {"x-echo-delay": delay})))
+    slow.start()
+    wait_until(lambda: any(s.path == "/slow" for s in bed.fleet.seen), 0.01)
+    return slow, result
 
 
 def test_sighup_reload_swaps_the_policy(tmp_path: Path) -> None:
-    with LoopbackBed(ir_from_manifests(CLOSED), tmp_path) as bed:
+    with loopback_bed(CLOSED, tmp_path) as bed:
         assert status_of() == 403
         bed.reconfigure(ir_from_manifests(OPEN))
         assert status_of() == 200
@@ -102,7 +80,7 @@ def test_sighup_reload_swaps_the_policy(tmp_path: Path) -> None:
 
 
 def test_a_changed_config_file_is_picked_up_without_a_signal(tmp_path: Path) -> None:
-    with LoopbackBed(ir_from_manifests(CLOSED), tmp_path, proxy_args=["--watch-interval", "0.1"]) as bed:
+    with loopback_bed(CLOSED, tmp_path, proxy_args=["--watch-interval", "0.1"]) as bed:
         assert status_of() == 403
         digest = bed.write_config(ir_from_manifests(OPEN))
         bed.wait_for_digest(digest)
@@ -110,16 +88,13 @@ def test_a_changed_config_file_is_picked_up_without_a_signal(tmp_path: Path) -> 
 
 
 def test_an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving(tmp_path: Path) -> None:
-    with LoopbackBed(ir_from_manifests(OPEN), tmp_path) as bed:
+    with loopback_bed(OPEN, tmp_path) as bed:
         _, before = bed.proxy.admin("/config")
         text = bed.config.read_text()
         line = next(i for i, row in enumerate(text.splitlines(), 1) if row.strip().startswith("accessMode:"))
         bed.config.write_text(re.sub(r"accessMode: \w+", "accessMode: lenient", text))
         bed.proxy.signal(signal.SIGHUP)
-        for _ in range(500):
-            if reloads(bed).get("failure") == 1.0:
-                break
-            threading.Event().wait(0.02)
+        wait_until(lambda: reloads(bed).get("failure") == 1.0, 0.02)
         assert reloads(bed) == {"success": 0.0, "failure": 1.0}
         assert f"{bed.config}:{line}: ProxyConfig smi-proxy: spec.accessMode:" in bed.proxy.log_text()
         assert bed.proxy.admin("/config")[1] == before
@@ -127,23 +102,14 @@ def test_an_invalid_config_is_rejected_and_the_last_good_one_keeps_serving(tmp_p
         # Unparseable YAML is refused the same way.
         bed.config.write_text("spec: [\n")
         bed.proxy.signal(signal.SIGHUP)
-        for _ in range(500):
-            if reloads(bed).get("failure") == 2.0:
-                break
-            threading.Event().wait(0.02)
+        wait_until(lambda: reloads(bed).get("failure") == 2.0, 0.02)
         assert reloads(bed)["failure"] == 2.0
         assert status_of() == 200
 
 
 def test_a_request_in_flight_finishes_on_the_config_it_started_with(tmp_path: Path) -> None:
-    with LoopbackBed(ir_from_manifests(OPEN), tmp_path) as bed:
-        result: list[int] = []
-        slow = threading.Thread(target=lambda: result.append(status_of("/slow", {"x-echo-delay": "1.5"})))
-        slow.start()
-        for _ in range(500):
-            if any(s.path == "/slow" for s in bed.fleet.seen):
-                break
-            threading.Event().wait(0.01)
+    with loopback_bed(OPEN, tmp_path) as bed:
+        slow, result = start_slow_request(bed, "1.5")
         bed.reconfigure(ir_from_manifests(CLOSED))
         assert status_of() == 403  # new requests see the new config at once
         slow.join(10)
@@ -151,15 +117,9 @@ def test_a_request_in_flight_finishes_on_the_config_it_started_with(tmp_path: Pa
 
 
 def test_sigterm_drains_requests_in_flight_then_exits(tmp_path: Path) -> None:
-    bed = LoopbackBed(ir_from_manifests(OPEN), tmp_path)
+    bed = loopback_bed(OPEN, tmp_path)
     with bed:
-        result: list[int] = []
-        slow = threading.Thread(target=lambda: result.append(status_of("/slow", {"x-echo-delay": "1.0"})))
-        slow.start()
-        for _ in range(500):
-            if any(s.path == "/slow" for s in bed.fleet.seen):
-                break
-            threading.Event().wait(0.01)
+        slow, result = start_slow_request(bed, "1.0")
         bed.proxy.signal(signal.SIGTERM)
         slow.join(10)
         assert result == [200]
@@ -170,8 +130,7 @@ def test_sigterm_drains_requests_in_flight_then_exits(tmp_path: Path) -> None:
 
 def test_readiness_waits_until_every_listener_is_bound(tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is no local address: that listener cannot be bound.
-    unbindable = CLOSED.replace("clusterIP: 127.0.8.20", "clusterIP: 192.0.2.1")
-    bed = LoopbackBed(ir_from_manifests(unbindable), tmp_path)
+    bed = loopback_bed(manifests(web_allowed=False, catalog_ip="192.0.2.1"), tmp_path)
     bed.fleet.start()
     proxy: ProxyProcess = bed.proxy
     try:
