@@ -14,12 +14,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from backends.base import Options
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from smi_bridge.cli import add_translation_options
     from smi_bridge.controller.reconciler import CONTROLLER_BACKENDS
 
     p = subparsers.add_parser(
@@ -42,28 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="NS",
         help="watch and write only in this namespace (repeatable; default: all namespaces)",
     )
-    p.add_argument(
-        "--trust-domain", default="cluster.local", help="SPIFFE trust domain (default cluster.local)"
-    )
-    p.add_argument("--cluster-domain", default="cluster.local", help="Kubernetes cluster domain")
-    p.add_argument(
-        "--access-mode",
-        choices=["enforce", "permissive"],
-        default="enforce",
-        help="identities with no TrafficTarget: enforce = denied (SMI default), permissive = allowed",
-    )
-    p.add_argument(
-        "--linkerd-split",
-        choices=["httproute", "serviceprofile"],
-        default="httproute",
-        help="linkerd: splits as Gateway API HTTPRoute (default) or ServiceProfile dstOverrides",
-    )
-    p.add_argument("--linkerd-control-plane-ns", default="linkerd", help="linkerd: control-plane namespace")
-    p.add_argument(
-        "--consul-namespaces",
-        action="store_true",
-        help="consul: Consul Enterprise namespace mirroring (keep source namespaces)",
-    )
+    add_translation_options(p)  # the same flags, the same Options, as translate and migrate
     p.add_argument(
         "--leader-elect", action="store_true", help="run several replicas; only the Lease holder writes"
     )
@@ -93,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _config(args: argparse.Namespace) -> tuple[object, object]:
+    from smi_bridge.cli import options_from
     from smi_bridge.controller.health import parse_address
     from smi_bridge.controller.kubeapi import load_config
     from smi_bridge.controller.run import ControllerConfig, default_identity, default_namespace
@@ -101,14 +80,7 @@ def _config(args: argparse.Namespace) -> tuple[object, object]:
         parse_address(getattr(args, flag))  # ValueError: a usage error
     if not args.retry_period < args.renew_deadline < args.lease_duration:
         raise ValueError("--retry-period < --renew-deadline < --lease-duration is required")
-    options = Options(
-        trust_domain=args.trust_domain,
-        cluster_domain=args.cluster_domain,
-        access_mode=args.access_mode,
-        linkerd_split=args.linkerd_split,
-        linkerd_control_plane_ns=args.linkerd_control_plane_ns,
-        consul_namespaces=args.consul_namespaces,
-    )
+    options = options_from(args)
     cluster = load_config(args.kubeconfig, args.context)
     config = ControllerConfig(
         backend=args.backend,
