@@ -75,6 +75,9 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
 
     if kubeconfig and not os.path.isfile(kubeconfig):
         raise ConfigError(f"kubeconfig {kubeconfig}: no such file")
+    named = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    if named and os.path.isfile(named):
+        _check_kubeconfig(named)
     cfg = client.Configuration()
     loader: Any = config  # the package has no type information
     try:
@@ -82,8 +85,9 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
             loader.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
         else:
             loader.load_incluster_config(client_configuration=cfg)
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot load cluster configuration: {exc}") from None
+    except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        where = f"kubeconfig {named}" if named else "cluster configuration"
+        raise ConfigError(f"cannot load {where}: {exc}") from None
     return ClusterConfig(
         host=str(cfg.host).rstrip("/"),
         ca_file=cfg.ssl_ca_cert,
@@ -92,6 +96,25 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         verify=bool(cfg.verify_ssl),
         auth=cfg,
     )
+
+
+def _check_kubeconfig(path: str) -> None:
+    """Refuse a file that is not a kubeconfig before the client library trips over it."""
+    import yaml
+
+    try:
+        with open(path, "rb") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"kubeconfig {path}{at}: not valid YAML") from None
+    if not isinstance(doc, dict) or not any(k in doc for k in ("clusters", "contexts", "users")):
+        raise ConfigError(
+            f"kubeconfig {path}: not a kubeconfig (a YAML mapping with clusters, users and contexts)"
+        )
 
 
 class ApiError(Exception):

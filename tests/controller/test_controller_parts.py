@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from smi_bridge.controller.events import event_name, micro_time, note_for, reason_for
 from smi_bridge.controller.health import parse_address
-from smi_bridge.controller.kubeapi import Backoff, ResourceType
+from smi_bridge.controller.kubeapi import Backoff, ConfigError, ResourceType, load_config
 from smi_bridge.diagnostics import Diagnostic, Severity
 from tests.conftest import REPO
 
@@ -100,3 +101,23 @@ def test_the_controller_command_reports_bad_configuration_without_a_traceback() 
         timeout=60,
     )
     assert out.returncode == 2 and "--retry-period < --renew-deadline < --lease-duration" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "root:x:0:0:root:/root:/bin/bash\n",
+            "not a kubeconfig (a YAML mapping with clusters, users and contexts)",
+        ),
+        ("clusters: [\n", "not valid YAML"),
+        ("- a\n- b\n", "not a kubeconfig"),
+    ],
+)
+def test_a_file_that_is_not_a_kubeconfig_is_named_not_traced(text: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(err.value).startswith(f"kubeconfig {path}")
+    assert message in str(err.value)
