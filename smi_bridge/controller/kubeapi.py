@@ -23,6 +23,7 @@ means.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import ssl
@@ -52,6 +53,7 @@ class ClusterConfig:
     verify: bool = True
     token: str | None = None  # a fixed bearer token (tests); kubeconfig tokens come through ``auth``
     auth: Any = field(default=None, compare=False, repr=False)  # kubernetes.client.Configuration
+    namespace: str | None = None  # the context's namespace (in-cluster: the Pod's), as kubectl uses it
 
     def authorization(self) -> str | None:
         if self.token:
@@ -80,11 +82,20 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         _check_kubeconfig(named)
     cfg = client.Configuration()
     loader: Any = config  # the package has no type information
+    namespace: str | None = None
     try:
         if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
             loader.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+            contexts, active = loader.list_kube_config_contexts(config_file=kubeconfig)
+            chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+            namespace = ((chosen or {}).get("context") or {}).get("namespace") or None
         else:
             loader.load_incluster_config(client_configuration=cfg)
+            with (
+                contextlib.suppress(OSError),
+                open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh,
+            ):
+                namespace = fh.read().strip() or None
     except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
         where = f"kubeconfig {named}" if named else "cluster configuration"
         raise ConfigError(f"cannot load {where}: {exc}") from None
@@ -95,6 +106,7 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         key_file=cfg.key_file,
         verify=bool(cfg.verify_ssl),
         auth=cfg,
+        namespace=namespace,
     )
 
 

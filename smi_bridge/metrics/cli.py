@@ -9,9 +9,17 @@ functions the CLI and ``make demo`` call:
   the ``messages`` stream; on failure ``output_text`` is the error message.
 - ``metrics_serve(...) -> exit_code``: the API server until SIGINT/SIGTERM.
 
+TrafficSplits (for ``trafficsplit/NAME``) come from manifests (``-f``) or, with ``--kubeconfig``
+and/or ``--context``, from the cluster's API server (``ClusterSplits``: ``query`` lists the
+namespace's TrafficSplits once, ``serve`` at every request). Both go through the same parse and
+build (``splits_from_manifests``, ``splits_from_cluster_objects``). ``-f`` together with
+``--kubeconfig``/``--context`` is a usage error: the split would have two sources.
+
 Exit codes: 0 answered; 1 Prometheus refused a query; 2 usage error (bad target, kind, window,
-backend, a scope this mesh cannot measure, a TrafficSplit not among the manifests); 3 Prometheus
-unreachable or too slow.
+backend, a scope this mesh cannot measure, a TrafficSplit not among the manifests or not in the
+cluster's namespace, a cluster that serves no TrafficSplits, an unusable kubeconfig, ``-f`` with
+``--kubeconfig``); 3 Prometheus or the Kubernetes API server unreachable, too slow, or refusing
+us (401, 403, 5xx).
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -51,8 +59,13 @@ from smi_bridge.metrics.prometheus import (
 )
 from smi_bridge.metrics.queries import LOOKUP, MESHES, UnknownMesh, mesh_queries
 from smi_bridge.metrics.server import MetricsAPI, MetricsServer, server_ssl_context
-from smi_bridge.metrics.service import Answer, Scope, ScopeError, TrafficMetricsService
+from smi_bridge.metrics.service import Answer, Scope, ScopeError, SplitsUnavailable, TrafficMetricsService
 from smi_bridge.metrics.window import Window, WindowError, parse_instant
+
+if TYPE_CHECKING:
+    from smi_bridge.controller.kubeapi import ClusterConfig, KubeClient, ResourceType
+    from smi_bridge.diagnostics import Diagnostic
+    from smi_bridge.load import LoadResult
 
 EXIT_OK, EXIT_QUERY, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 OUTPUTS = ("table", "yaml", "json")
@@ -80,15 +93,217 @@ def splits_from_manifests(paths: Sequence[str], messages: TextIO | None) -> list
     """TrafficSplits (any SMI version) from manifests, through the same load/parse/build as lint."""
     if not paths:
         return []
-    from smi_bridge.diagnostics import Severity
-    from smi_bridge.translate import front
+    from smi_bridge.load import load
 
-    pipeline = front(paths)
+    splits, errors = _built_splits(load(paths))
+    _report(errors, messages)
+    return splits
+
+
+def splits_from_cluster_objects(
+    objects: Sequence[Mapping[str, Any]],
+) -> tuple[list[ir.Split], list[Diagnostic]]:
+    """TrafficSplits from live objects: each becomes a Document as the controller makes them
+    (``desired.document_for``), then the parse and build ``-f`` manifests go through; plus the
+    error findings."""
+    from smi_bridge.controller.desired import document_for
+    from smi_bridge.load import LoadResult
+
+    loaded = LoadResult(
+        documents=[document_for(o) for o in objects], diagnostics=[], files=0, skipped_documents=0
+    )
+    splits, errors = _built_splits(loaded)
+    # Only TrafficSplits are read from the cluster, so the HTTPRouteGroups a split's matches name are
+    # not in this input; they do not change which backends are measured, so that is no error here.
+    return splits, [d for d in errors if d.code != "SMB030"]
+
+
+def _built_splits(loaded: LoadResult) -> tuple[list[ir.Split], list[Diagnostic]]:
+    """``translate.front`` after its load (the parse and build of lint and translate): the
+    TrafficSplits, and the findings at error severity."""
+    from smi_bridge.build import build
+    from smi_bridge.diagnostics import Severity
+    from smi_bridge.parse import parse_documents
+    from smi_bridge.translate import Pipeline
+
+    parsed = parse_documents(loaded.documents, default_namespace="default")
+    pipeline = Pipeline(loaded, parsed, build(parsed.resources))
     errors = [d for d in pipeline.diagnostics() if d.severity >= Severity.ERROR]
+    return list(pipeline.ir.splits), errors
+
+
+def _report(errors: Sequence[Diagnostic], messages: TextIO | None) -> None:
     if messages is not None:
         for d in errors:
             messages.write(f"{d.location()}: error[{d.code}] {d.message}\n")
-    return list(pipeline.ir.splits)
+
+
+# --- TrafficSplits from the cluster -------------------------------------------------------------------
+
+SPLIT_GROUP = "split.smi-spec.io"
+
+
+class ClusterSplits:
+    """The TrafficSplits of a namespace, listed from the cluster's API server at every call.
+
+    Discovery (cached until a list answers 404) finds the ``split.smi-spec.io`` versions served; the
+    list uses the first one in the server's preference order that smi-bridge reads, as the
+    controller does (every served version shows the same stored objects). The items then go
+    through ``splits_from_cluster_objects``. Failures are one-line messages naming the server:
+    ``ScopeError`` (404) when the cluster serves no TrafficSplits or lacks the split,
+    ``SplitsUnavailable`` when the API cannot be reached or refuses us.
+    """
+
+    def __init__(
+        self, client: KubeClient, *, timeout: float | None = None, messages: TextIO | None = None
+    ) -> None:
+        self.client = client
+        self.server = client.config.host
+        self.timeout = timeout  # the client's deadline, for the message when it passes
+        self.messages = messages  # error findings of the listed objects go here (None: nowhere)
+        self._type: ResourceType | None = None
+
+    async def split(self, namespace: str, name: str) -> ir.Split:
+        """The TrafficSplit ``namespace/name`` as the cluster holds it now."""
+        splits, listed, errors = await self.read(namespace)
+        for split in splits:
+            if (split.namespace, split.name) == (namespace, name):
+                return split
+        if name in listed:
+            why = [d.message for d in errors if d.resource.kind == "TrafficSplit" and d.resource.name == name]
+            raise ScopeError(
+                f"TrafficSplit {namespace}/{name} on the Kubernetes API server at {self.server} cannot be "
+                f"measured: {_one_line(why[0]) if why else 'it does not build'}",
+                404,
+            )
+        there = ", ".join(sorted(listed)) or "none"
+        raise ScopeError(
+            f"TrafficSplit {namespace}/{name} not found on the Kubernetes API server at {self.server} "
+            f"(TrafficSplits in namespace {namespace}: {there})",
+            404,
+        )
+
+    async def read(self, namespace: str) -> tuple[list[ir.Split], list[str], list[Diagnostic]]:
+        """The namespace's TrafficSplits that build, the names of every one listed, the errors."""
+        rt, objects = await self._list(namespace)
+        # CRD list items carry apiVersion and kind; set them in case a server leaves them out
+        objects = [{"apiVersion": rt.api_version, "kind": rt.kind, **o} for o in objects]
+        splits, errors = splits_from_cluster_objects(objects)
+        _report(errors, self.messages)
+        names = [str((o.get("metadata") or {}).get("name", "")) for o in objects]
+        return splits, names, errors
+
+    async def resource_type(self) -> ResourceType:
+        """The served TrafficSplit version to list (ScopeError 404 when none is served)."""
+        if self._type is not None:
+            return self._type
+        from smi_bridge.controller.kubeapi import ApiError
+        from smi_bridge.model import KIND_VERSIONS
+
+        try:
+            discovery = await self.client.discover([SPLIT_GROUP])
+        except (ApiError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise self._unavailable(exc, f"discovery of {SPLIT_GROUP}") from None
+        served = discovery.kinds_in(SPLIT_GROUP).get("TrafficSplit", [])
+        if not served:
+            raise ScopeError(
+                f"the Kubernetes API server at {self.server} does not serve TrafficSplits "
+                f"({SPLIT_GROUP}): is the SMI TrafficSplit CRD installed?",
+                404,
+            )
+        known = KIND_VERSIONS.get((SPLIT_GROUP, "TrafficSplit"), ())
+        self._type = next((rt for rt in served if rt.version in known), served[0])
+        return self._type
+
+    async def _list(self, namespace: str) -> tuple[ResourceType, list[dict[str, Any]]]:
+        from smi_bridge.controller.kubeapi import ApiError
+
+        for attempt in (1, 2):
+            rt = await self.resource_type()
+            doing = f"list of {rt.plural}.{rt.group}/{rt.version} in namespace {namespace}"
+            items: list[dict[str, Any]] = []
+            token: str | None = None
+            try:
+                while True:
+                    page = await self.client.list_objects(rt, namespace, limit=500, continue_=token)
+                    items += [o for o in page.get("items") or [] if isinstance(o, dict)]
+                    token = (page.get("metadata") or {}).get("continue") or None
+                    if not token:
+                        return rt, items
+            except ApiError as exc:
+                if exc.status == 404 and attempt == 1:
+                    self._type = None  # the CRD, or this version of it, went away: discover again
+                    continue
+                raise self._unavailable(exc, doing) from None
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise self._unavailable(exc, doing) from None
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, exc: Exception, doing: str) -> SplitsUnavailable:
+        from smi_bridge.controller.kubeapi import ApiError
+
+        where = f"the Kubernetes API server at {self.server}"
+        if not isinstance(exc, ApiError):
+            text = f"{where} gave an unreadable answer to the {doing}: {exc}"
+        elif exc.status == 0:
+            text = f"{where} {_no_answer(exc.message, self.timeout)}"
+        elif exc.status == 401:
+            text = f"{where} did not accept our credentials for the {doing} (401 Unauthorized: {exc.message})"
+        elif exc.status == 403:
+            text = f"{where} forbids the {doing} (403 Forbidden: {exc.message})"
+        else:
+            text = f"{where} failed the {doing}: {exc.status} {exc.reason}: {exc.message}"
+        return SplitsUnavailable(_one_line(text))
+
+
+def _no_answer(message: str, timeout: float | None) -> str:
+    """KubeClient's ``ConnectError: ...`` / ``ReadTimeout: ...`` as the rest of a sentence."""
+    kind, _, detail = message.partition(": ")
+    if "Timeout" in kind:
+        return f"did not answer within {timeout:g}s" if timeout else "did not answer in time"
+    if kind == "ConnectError" and detail in ("", "All connection attempts failed"):
+        return "is unreachable: cannot connect"
+    return f"is unreachable: {message}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def cluster_config(kubeconfig: str | None, context: str | None) -> ClusterConfig:
+    """The kubeconfig (``$KUBECONFIG`` or ~/.kube/config when only ``--context`` is given), or
+    MetricsUsageError saying what is wrong with it."""
+    from smi_bridge.controller.kubeapi import ConfigError, load_config
+
+    try:
+        return load_config(kubeconfig, context)
+    except ConfigError as exc:
+        raise MetricsUsageError(str(exc)) from None
+
+
+def kube_client(cfg: ClusterConfig, timeouts: Timeouts) -> KubeClient:
+    """The controller's API client, with the metrics CLI's deadline and few retries."""
+    from smi_bridge.controller.kubeapi import KubeClient
+
+    try:
+        return KubeClient(cfg, timeout=timeouts.request, retries=1, max_connections=8)
+    except OSError as exc:  # an unreadable client certificate or CA file
+        raise MetricsUsageError(f"cannot use the credentials for {cfg.host}: {exc}") from None
+
+
+def _split_source(
+    filenames: Sequence[str], kubeconfig: str | None, context: str | None
+) -> ClusterConfig | None:
+    """The cluster TrafficSplits are read from (None: from ``filenames``, if any)."""
+    if kubeconfig is None and context is None:
+        return None
+    if filenames:
+        flag = "--kubeconfig" if kubeconfig is not None else "--context"
+        raise MetricsUsageError(
+            f"-f and {flag} are two sources for the TrafficSplits: pass the manifests (-f) "
+            "or read them from the cluster (--kubeconfig/--context), not both"
+        )
+    return cluster_config(kubeconfig, context)
 
 
 def metrics_query(
@@ -104,10 +319,16 @@ def metrics_query(
     api_version: str = DEFAULT_API_VERSION,
     at: str | None = None,
     filenames: Sequence[str] = (),
+    kubeconfig: str | None = None,
+    context: str | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     messages: TextIO | None = None,
 ) -> tuple[int, str]:
-    """One TrafficMetrics answer: ``(exit code, the object as text | the error message)``."""
+    """One TrafficMetrics answer: ``(exit code, the object as text | the error message)``.
+
+    A TrafficSplit comes from ``filenames``, or from the cluster when ``kubeconfig`` or ``context``
+    is given (both at once is a usage error).
+    """
     try:
         mesh = mesh_queries(backend)
         scope = parse_target(target, namespace)
@@ -119,15 +340,30 @@ def metrics_query(
             raise MetricsUsageError(f"unknown output {output!r} (choose {', '.join(OUTPUTS)})")
         if api_version not in API_VERSIONS:
             raise MetricsUsageError(f"unknown API version {api_version!r} (choose {', '.join(API_VERSIONS)})")
-        if scope.kind is TRAFFICSPLIT and not filenames:
-            raise MetricsUsageError(
-                "a TrafficSplit's backends and weights come from its manifest: pass it with -f FILE|DIR"
-            )
+        cfg = _split_source(filenames, kubeconfig, context)
+        if scope.kind is TRAFFICSPLIT:
+            if not filenames and cfg is None:
+                raise MetricsUsageError(
+                    "a TrafficSplit's backends and weights come from its manifest: pass it with -f FILE|DIR, "
+                    "or read it from the cluster with --kubeconfig FILE or --context NAME"
+                )
+            if scope.namespace is None:
+                raise MetricsUsageError(
+                    "a TrafficSplit is read from one namespace: give -n NAMESPACE, not -A/--all-namespaces"
+                )
         splits = splits_from_manifests(filenames, messages)
     except (UnknownMesh, MetricsUsageError, ScopeError, WindowError) as exc:
         return EXIT_USAGE, f"error: {exc}"
 
     async def run() -> Answer:
+        if cfg is not None and scope.kind is TRAFFICSPLIT:
+            assert scope.namespace is not None and scope.name is not None
+            kube = kube_client(cfg, timeouts)
+            try:
+                cluster = ClusterSplits(kube, timeout=timeouts.request, messages=messages)
+                splits.append(await cluster.split(scope.namespace, scope.name))
+            finally:
+                await kube.aclose()
         async with PrometheusClient(prometheus, timeouts=timeouts) as client:
             service = TrafficMetricsService(client, mesh, splits, api_version=api_version)
             if show_query and messages is not None:
@@ -148,9 +384,9 @@ def metrics_query(
         answer = asyncio.run(run())
     except ScopeError as exc:
         return EXIT_USAGE, f"error: {exc}"
-    except ValueError as exc:  # a malformed --prometheus URL
+    except ValueError as exc:  # a malformed --prometheus URL, unusable cluster credentials
         return EXIT_USAGE, f"error: {exc}"
-    except PrometheusUnavailable as exc:
+    except (PrometheusUnavailable, SplitsUnavailable) as exc:
         return EXIT_UNAVAILABLE, f"error: {exc}"
     except QueryFailed as exc:
         return EXIT_QUERY, f"error: {exc}\nquery: {exc.expr}"
@@ -225,6 +461,8 @@ def metrics_serve(
     prometheus: str,
     listen: str = "127.0.0.1:8080",
     filenames: Sequence[str] = (),
+    kubeconfig: str | None = None,
+    context: str | None = None,
     window: str = "30s",
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     tls_cert: str | None = None,
@@ -233,7 +471,11 @@ def metrics_serve(
     messages: TextIO | None = None,
     on_ready: Callable[[str, int], None] | None = None,
 ) -> int:
-    """Serve the metrics API until SIGINT or SIGTERM; 0 after a clean stop."""
+    """Serve the metrics API until SIGINT or SIGTERM; 0 after a clean stop.
+
+    With ``kubeconfig`` or ``context`` every TrafficSplit request reads the split from the cluster
+    (an API failure answers 503); otherwise the splits are those of ``filenames``.
+    """
     try:
         mesh = mesh_queries(backend)
         host, port = parse_listen(listen)
@@ -242,7 +484,8 @@ def metrics_serve(
             raise MetricsUsageError("--tls-cert and --tls-key go together")
         if client_ca and not tls_cert:
             raise MetricsUsageError("--client-ca needs --tls-cert and --tls-key")
-        context = server_ssl_context(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+        tls = server_ssl_context(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
+        cfg = _split_source(filenames, kubeconfig, context)
         splits = splits_from_manifests(filenames, messages)
     except (UnknownMesh, MetricsUsageError, WindowError, OSError) as exc:
         if messages is not None:
@@ -256,11 +499,22 @@ def metrics_serve(
             if messages is not None:
                 messages.write(f"error: {exc}\n")
             return EXIT_USAGE
-        async with client:
-            api = MetricsAPI(TrafficMetricsService(client, mesh, splits), default_window=default_window)
-            server = MetricsServer(api)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(client.aclose)
+            kube: KubeClient | None = None
+            if cfg is not None:
+                try:
+                    kube = kube_client(cfg, timeouts)
+                except MetricsUsageError as exc:
+                    if messages is not None:
+                        messages.write(f"error: {exc}\n")
+                    return EXIT_USAGE
+                stack.push_async_callback(kube.aclose)
+            source = ClusterSplits(kube, timeout=timeouts.request).split if kube is not None else None
+            service = TrafficMetricsService(client, mesh, splits, split_source=source)
+            server = MetricsServer(MetricsAPI(service, default_window=default_window))
             try:
-                bound_host, bound_port = await server.start(host, port, ssl_context=context)
+                bound_host, bound_port = await server.start(host, port, ssl_context=tls)
             except OSError as exc:
                 if messages is not None:
                     messages.write(f"error: cannot listen on {listen}: {exc}\n")
@@ -271,10 +525,15 @@ def metrics_serve(
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
             if messages is not None:
-                scheme = "https" if context else "http"
+                scheme = "https" if tls else "http"
+                known = (
+                    f"TrafficSplits from the Kubernetes API server at {kube.config.host}"
+                    if kube is not None
+                    else f"{len(splits)} TrafficSplits known"
+                )
                 messages.write(
                     f"serving metrics.smi-spec.io for {mesh.name} from {prometheus} on "
-                    f"{scheme}://{bound_host}:{bound_port} ({len(splits)} TrafficSplits known)\n"
+                    f"{scheme}://{bound_host}:{bound_port} ({known})\n"
                 )
                 messages.flush()
             if on_ready is not None:
@@ -289,7 +548,7 @@ def metrics_serve(
 # --- argparse ---------------------------------------------------------------------------------------
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, *, serve: bool) -> None:
     p.add_argument(
         "--backend", required=True, metavar="MESH", help=f"whose metrics to read: {', '.join(MESHES)}"
     )
@@ -302,14 +561,28 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="manifests holding TrafficSplits (for trafficsplit metrics); repeatable",
+        help="manifests holding TrafficSplits (for trafficsplit metrics); repeatable; "
+        "not together with --kubeconfig/--context (a usage error: two sources for one split)",
+    )
+    where = "the namespace of each request" if serve else "the -n namespace"
+    p.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help=f"read TrafficSplits from this kubeconfig's cluster instead of -f: the served "
+        f"split.smi-spec.io version, listed in {where}",
+    )
+    p.add_argument(
+        "--context",
+        metavar="NAME",
+        help="the kubeconfig context to use; alone, it reads TrafficSplits from that context of "
+        "$KUBECONFIG or ~/.kube/config",
     )
     p.add_argument(
         "--timeout",
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="deadline of each Prometheus query (default 10)",
+        help="deadline of each Prometheus query and Kubernetes API request (default 10)",
     )
     p.add_argument(
         "--connect-timeout",
@@ -330,14 +603,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q = sub.add_parser(
         "query", help="the TrafficMetrics of one object, its edges, or a TrafficSplit's backends"
     )
-    _common(q)
+    _common(q, serve=False)
     q.add_argument(
         "target",
         metavar="KIND[/NAME]",
         help="deployment/NAME, statefulset/NAME, daemonset/NAME, pod/NAME, namespace/NAME, "
         "trafficsplit/NAME, or a kind alone for every object of it with traffic",
     )
-    q.add_argument("-n", "--namespace", default="default", help="namespace of the object (default: default)")
+    q.add_argument(
+        "-n",
+        "--namespace",
+        help="namespace of the object (default: the kubeconfig context's with --kubeconfig/--context, else default)",
+    )
     q.add_argument("-A", "--all-namespaces", action="store_true", help="with a kind alone: every namespace")
     q.add_argument("--edges", action="store_true", help="the object's edges: traffic from and to each peer")
     q.add_argument("--window", default="30s", help="Go duration the metrics cover, ending now (default 30s)")
@@ -350,7 +627,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q.set_defaults(func=_run_query)
 
     s = sub.add_parser("serve", help="serve the metrics.smi-spec.io API (kubectl get --raw, an APIService)")
-    _common(s)
+    _common(s, serve=True)
     s.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="default 127.0.0.1:8080")
     s.add_argument("--window", default="30s", help="window when a request has no ?t= (default 30s)")
     s.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
@@ -363,12 +640,28 @@ def _timeouts(args: argparse.Namespace) -> Timeouts:
     return Timeouts(connect=args.connect_timeout, request=args.timeout)
 
 
+def _namespace(args: argparse.Namespace) -> str | None:
+    """``-n``; else, as kubectl does, the namespace of the kubeconfig context in use; else default."""
+    if args.all_namespaces:
+        return None
+    if args.namespace:
+        return str(args.namespace)
+    if (args.kubeconfig or args.context) and not args.filename:
+        return cluster_config(args.kubeconfig, args.context).namespace or "default"
+    return "default"
+
+
 def _run_query(args: argparse.Namespace) -> int:
+    try:
+        namespace = _namespace(args)
+    except MetricsUsageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
     code, text = metrics_query(
         backend=args.backend,
         prometheus=args.prometheus,
         target=args.target,
-        namespace=None if args.all_namespaces else args.namespace,
+        namespace=namespace,
         edges=args.edges,
         window=args.window,
         output=args.output,
@@ -376,6 +669,8 @@ def _run_query(args: argparse.Namespace) -> int:
         api_version=args.api_version,
         at=args.at,
         filenames=args.filename,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
         timeouts=_timeouts(args),
         messages=sys.stderr,
     )
@@ -389,6 +684,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         prometheus=args.prometheus,
         listen=args.listen,
         filenames=args.filename,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
         window=args.window,
         timeouts=_timeouts(args),
         tls_cert=args.tls_cert,

@@ -16,10 +16,12 @@ is up) and ``/readyz`` (Prometheus answers). ``?t=<Go duration>`` sets the windo
 So ``kubectl get --raw`` works through an APIService, or directly against this server.
 
 Errors are ``Status`` objects, as the Kubernetes API writes them: 400 (bad window, selectors),
-404 (unknown kind or path, a split we were not given, a scope this mesh cannot measure), 405
-(not GET/HEAD), 503 (Prometheus unreachable or too slow: every Prometheus call has a deadline, so
-the server answers, never hangs), 500 (Prometheus refused our query). What a mesh cannot measure
-for an answered scope is sent as ``Warning: 299`` headers, which kubectl prints.
+404 (unknown kind or path, a split we were not given or the cluster does not hold, a cluster that
+serves no TrafficSplits, a scope this mesh cannot measure), 405 (not GET/HEAD), 503 (Prometheus
+unreachable or too slow: every Prometheus call has a deadline, so the server answers, never hangs;
+likewise the Kubernetes API when TrafficSplits are read from the cluster), 500 (Prometheus refused
+our query). What a mesh cannot measure for an answered scope is sent as ``Warning: 299`` headers,
+which kubectl prints.
 
 The HTTP layer is a small asyncio HTTP/1.1 server (GET and HEAD, keep-alive, bounded header size,
 idle timeout, no request bodies), optionally over TLS with client-certificate verification, the
@@ -42,7 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from smi_bridge.metrics.kinds import KINDS, NAMESPACE, ResourceKind, UnknownKind, resolve_kind
 from smi_bridge.metrics.model import API_GROUP, API_VERSIONS, DEFAULT_API_VERSION, api_version
 from smi_bridge.metrics.prometheus import PrometheusUnavailable, QueryFailed
-from smi_bridge.metrics.service import Scope, ScopeError, TrafficMetricsService
+from smi_bridge.metrics.service import Scope, ScopeError, SplitsUnavailable, TrafficMetricsService
 from smi_bridge.metrics.window import DEFAULT_WINDOW, Window, WindowError, parse_instant
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ class MetricsAPI:
             answer = await self.service.answer(scope, window, at, api_version=version)
         except ScopeError as exc:
             return _failure(exc.status, str(exc))
-        except PrometheusUnavailable as exc:
+        except (PrometheusUnavailable, SplitsUnavailable) as exc:
             return _failure(503, str(exc))
         except QueryFailed as exc:
             log.error("Prometheus refused a query: %s\n%s", exc, exc.expr)
@@ -234,6 +236,7 @@ class MetricsServer:
         self.api = api
         self.limits = limits
         self._server: asyncio.Server | None = None
+        self._closing = False
 
     async def start(
         self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
@@ -245,12 +248,23 @@ class MetricsServer:
         return str(sock[0]), int(sock[1])
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # A connection still open when the event loop ends (after close()) is cancelled; on
+            # Python 3.11 asyncio then prints a traceback for the connection's task unless it ends
+            # quietly.
+            if not self._closing:
+                raise
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             first = True
             while True:

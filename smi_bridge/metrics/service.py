@@ -8,7 +8,9 @@ at one evaluation instant and folds the rows into TrafficMetrics items:
   (smi-metrics answered 500 "unable to lookup metrics" there);
 - lists and edges yield one item per object or peer with traffic, ``items`` empty otherwise;
 - a TrafficSplit yields one item per backend of the split, zero-weight backends included, with
-  the split's integer weights (not smi-metrics' milli-weights);
+  the split's integer weights (not smi-metrics' milli-weights); the split comes from the
+  manifests the service was given, or from a ``split_source`` asked at every answer (the live
+  cluster: ``smi-bridge metrics ... --kubeconfig``);
 - counts are whole numbers (the queries subtract scraped integers; rounding only removes float
   noise); latency quantiles that are NaN or infinite (no request) are reported as 0.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -54,6 +56,16 @@ class ScopeError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class SplitsUnavailable(Exception):
+    """Where TrafficSplits are read from (the Kubernetes API) did not answer or refused us: the
+    server answers 503 and the CLI exits 3, as when Prometheus is down."""
+
+
+# (namespace, name) -> the TrafficSplit; raises ScopeError (404) when there is none, SplitsUnavailable
+# when its source cannot be read.
+SplitSource = Callable[[str, str], Awaitable[ir.Split]]
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,8 @@ def evaluation_instant(now: float | None = None) -> int:
 
 
 class TrafficMetricsService:
-    """TrafficMetrics for one mesh from one Prometheus; TrafficSplits come from ``splits``."""
+    """TrafficMetrics for one mesh from one Prometheus; TrafficSplits come from ``splits``, or from
+    ``split_source`` (asked again for every answer) when one is given."""
 
     def __init__(
         self,
@@ -113,10 +126,12 @@ class TrafficMetricsService:
         splits: Sequence[ir.Split] = (),
         *,
         api_version: str = DEFAULT_API_VERSION,
+        split_source: SplitSource | None = None,
     ) -> None:
         self.client = client
         self.mesh = mesh
         self.api_version = api_version
+        self.split_source = split_source
         self._splits: dict[tuple[str, str], ir.Split] = {(s.namespace, s.name): s for s in splits}
 
     def find_split(self, namespace: str, name: str) -> ir.Split:
@@ -129,12 +144,26 @@ class TrafficMetricsService:
             )
         return split
 
-    def plan(self, scope: Scope, window: Window) -> tuple[list[Plan], list[str]]:
-        """The plans answering ``scope`` and notes on what this mesh cannot measure."""
+    async def split_for(self, scope: Scope) -> ir.Split | None:
+        """The TrafficSplit ``scope`` asks about (None for other kinds), from its source."""
+        if not scope.split:
+            return None
+        if self.split_source is None:
+            return self._given_split(scope)
+        namespace, name = _split_key(scope)
+        return await self.split_source(namespace, name)
+
+    def _given_split(self, scope: Scope) -> ir.Split:
+        return self.find_split(*_split_key(scope))
+
+    def plan(
+        self, scope: Scope, window: Window, split: ir.Split | None = None
+    ) -> tuple[list[Plan], list[str]]:
+        """The plans answering ``scope`` and notes on what this mesh cannot measure (a TrafficSplit
+        scope uses ``split``, else the one of that name among ``splits``)."""
         try:
             if scope.split:
-                assert scope.namespace is not None and scope.name is not None
-                return [self.mesh.split_backends(self.find_split(scope.namespace, scope.name), window)], []
+                return [self.mesh.split_backends(split or self._given_split(scope), window)], []
             if scope.edges:
                 assert scope.name is not None
                 return self.mesh.edges(scope.kind, scope.namespace, scope.name, window)
@@ -147,7 +176,8 @@ class TrafficMetricsService:
     ) -> Answer:
         """Run every query of ``scope`` at ``at`` (default: now) and shape the TrafficMetrics."""
         instant = evaluation_instant() if at is None else at
-        plans, notes = self.plan(scope, window)
+        split = await self.split_for(scope)
+        plans, notes = self.plan(scope, window, split)
         for p in plans:
             notes.extend(n for n in p.notes if n not in notes)
         plans = await self._resolve(plans, instant)
@@ -171,8 +201,7 @@ class TrafficMetricsService:
                     values[q.metric] = value
         stamp = rfc3339(datetime.fromtimestamp(instant, UTC))
         build = _ItemBuilder(scope, window, stamp, api_version or self.api_version)
-        if scope.split:
-            split = self.find_split(scope.namespace or "", scope.name or "")
+        if split is not None:
             plan = plans[0]
             out = []
             for b in split.backends:
@@ -217,6 +246,12 @@ class TrafficMetricsService:
             unavailable = [e for e in errors if isinstance(e, PrometheusUnavailable)]
             raise (unavailable or errors)[0] from None
         return [t.result() for t in tasks]
+
+
+def _split_key(scope: Scope) -> tuple[str, str]:
+    if scope.namespace is None or scope.name is None:
+        raise ScopeError("a TrafficSplit is asked for by namespace and name", 400)
+    return scope.namespace, scope.name
 
 
 def _order(entry: tuple[ItemKey, str]) -> tuple[str, str, str, str, str]:
