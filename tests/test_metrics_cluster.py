@@ -11,6 +11,7 @@ CLI process can reach it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -125,29 +126,30 @@ def start_cluster(tmp_path: Path, *crd_sets: str, **kwargs: Any) -> Cluster:
     return cluster
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """The fake API server with the smi-sdk-go CRDs (split.smi-spec.io/v1alpha4) and shop/web."""
-    c = start_cluster(tmp_path, "smi")
-    c.create(json.loads(json.dumps(SPLIT_DOC)))
+@contextlib.contextmanager
+def running(c: Cluster) -> Iterator[Cluster]:
+    """``c`` until the test ends, then its client and its fake server stopped."""
     try:
         yield c
     finally:
         c.close()
         assert c.fake is not None
         c.fake.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """The fake API server with the smi-sdk-go CRDs (split.smi-spec.io/v1alpha4) and shop/web."""
+    with running(start_cluster(tmp_path, "smi")) as c:
+        c.create(json.loads(json.dumps(SPLIT_DOC)))
+        yield c
 
 
 @pytest.fixture
 def bare_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """The fake API server without any SMI CRD."""
-    c = start_cluster(tmp_path)
-    try:
+    with running(start_cluster(tmp_path)) as c:
         yield c
-    finally:
-        c.close()
-        assert c.fake is not None
-        c.fake.stop()
 
 
 def query(kubeconfig: Path | str, target: str = "trafficsplit/web", **kwargs: Any) -> tuple[int, str]:
@@ -264,8 +266,7 @@ def test_every_served_version_holds_the_split_and_one_list_reads_it(
     prometheus: PrometheusStub, tmp_path: Path
 ) -> None:
     """linkerd-smi's CRD serves v1alpha1 and v1alpha2: the server's preferred one is listed, once."""
-    c = start_cluster(tmp_path, "smi-linkerd")
-    try:
+    with running(start_cluster(tmp_path, "smi-linkerd")) as c:
         c.create({**json.loads(json.dumps(SPLIT_DOC)), "apiVersion": "split.smi-spec.io/v1alpha2"})
         assert c.fake is not None
         mark = len(c.fake.requests)
@@ -277,10 +278,6 @@ def test_every_served_version_holds_the_split_and_one_list_reads_it(
         ]
         lists = [r.path for r in c.fake.requests[mark:] if r.path.endswith("/trafficsplits")]
         assert lists == ["/apis/split.smi-spec.io/v1alpha2/namespaces/shop/trafficsplits"]
-    finally:
-        c.close()
-        assert c.fake is not None
-        c.fake.stop()
 
 
 def test_references_the_cluster_read_does_not_fetch_are_not_reported(
