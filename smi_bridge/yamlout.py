@@ -28,6 +28,22 @@ def _quote(value: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
 
 
+# Emitted objects repeat the same keys and most values: each distinct string is judged once.
+_STRINGS: dict[str, str] = {}
+_STRINGS_LIMIT = 200_000
+
+
+def _string(value: str) -> str:
+    text = _STRINGS.get(value)
+    if text is None:
+        # fullmatch: "$" would admit a final newline
+        text = value if _PLAIN.fullmatch(value) and value.lower() not in _KEYWORDS else _quote(value)
+        if len(_STRINGS) >= _STRINGS_LIMIT:
+            _STRINGS.clear()
+        _STRINGS[value] = text
+    return text
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
@@ -48,48 +64,77 @@ def _scalar(value: Any) -> str:
             mantissa += ".0"
         return mantissa + e + exponent
     if isinstance(value, str):
-        if (
-            _PLAIN.fullmatch(value) and value.lower() not in _KEYWORDS
-        ):  # fullmatch: "$" admits a final newline
-            return value
-        return _quote(value)
+        return _string(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
 
 
+def _is_mapping(value: Any) -> bool:
+    cls = type(value)
+    return cls is dict or (
+        cls is not list and cls is not tuple and cls is not str and isinstance(value, Mapping)
+    )
+
+
+def _is_sequence(value: Any) -> bool:
+    cls = type(value)
+    return (
+        cls is list
+        or cls is tuple
+        or (cls is not dict and cls is not str and isinstance(value, list | tuple))
+    )
+
+
 def _write(value: Any, indent: str, out: list[str]) -> None:
-    """Write a mapping or sequence body; each line starts with ``indent``."""
-    if isinstance(value, Mapping):
+    """Write a mapping or sequence body; each line starts with ``indent``.
+
+    The hot path (this runs once per emitted collection, hundreds of thousands of times for a large
+    proxy config) looks strings up in ``_STRINGS`` directly and tests ``dict``/``list`` by type
+    before the general ``Mapping``/sequence checks.
+    """
+    append = out.append
+    seen = _STRINGS.get
+    if _is_mapping(value):
         for key, item in value.items():
-            k = _scalar(key if isinstance(key, str) else str(key))
-            if isinstance(item, Mapping) and item:
-                out.append(f"{indent}{k}:\n")
+            k = seen(key) if type(key) is str else None
+            if k is None:
+                k = _string(key if type(key) is str else str(key))
+            cls = type(item)
+            if cls is str:  # the common case first
+                append(f"{indent}{k}: {seen(item) or _string(item)}\n")
+            elif not item:
+                append(f"{indent}{k}: {_inline(item)}\n")
+            elif cls is dict or (cls is not list and _is_mapping(item)):
+                append(f"{indent}{k}:\n")
                 _write(item, indent + "  ", out)
-            elif isinstance(item, list | tuple) and item:
-                out.append(f"{indent}{k}:\n")
+            elif cls is list or _is_sequence(item):
+                append(f"{indent}{k}:\n")
                 _write(item, indent, out)  # indentless sequence
             else:
-                out.append(f"{indent}{k}: {_inline(item)}\n")
+                append(f"{indent}{k}: {_inline(item)}\n")
         return
     for item in value:
-        if (isinstance(item, Mapping) and item) or (isinstance(item, list | tuple) and item):
+        cls = type(item)
+        if cls is str:
+            append(f"{indent}- {seen(item) or _string(item)}\n")
+        elif item and (cls is dict or cls is list or _is_mapping(item) or _is_sequence(item)):
             start = len(out)
             _write(item, indent + "  ", out)
             out[start] = f"{indent}- {out[start][len(indent) + 2 :]}"
         else:
-            out.append(f"{indent}- {_inline(item)}\n")
+            append(f"{indent}- {_inline(item)}\n")
 
 
 def _inline(value: Any) -> str:
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         return "{}"
-    if isinstance(value, list | tuple):
+    if _is_sequence(value):
         return "[]"
     return _scalar(value)
 
 
 def dump(value: Any) -> str:
     """One document (no leading ``---``)."""
-    if isinstance(value, Mapping | list | tuple) and value:
+    if value and (_is_mapping(value) or _is_sequence(value)):
         out: list[str] = []
         _write(value, "", out)
         return "".join(out)
