@@ -69,7 +69,6 @@ def _versions_help() -> str:
 
 def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from smi_bridge.cli import add_translation_options
-    from smi_bridge.migrate import endpoints
 
     p = subparsers.add_parser(
         "import",
@@ -78,14 +77,7 @@ def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "manifests that smi-bridge lint accepts. Objects go to stdout (or -o), the report of what has no "
         "SMI form, of unknown kinds and of conflicts to stderr.",
     )
-    p.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="MESH",
-        choices=list(endpoints()),
-        help=f"the input's mesh: {', '.join(endpoints())}",
-    )
+    _mesh_option(p, "--from", "source", "MESH", "the input's mesh")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories; '-' or a pipe for stdin")
     p.add_argument(
         "-o",
@@ -110,7 +102,7 @@ def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from smi_bridge.cli import add_translation_options
-    from smi_bridge.migrate import DEFAULT_MAX_REQUESTS, endpoints
+    from smi_bridge.migrate import DEFAULT_MAX_REQUESTS
 
     m = subparsers.add_parser(
         "migrate",
@@ -120,22 +112,8 @@ def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "difference is shown with an example request and the objects involved. Writes a staged plan "
         "(plan.md, plan.json) with -o DIR.",
     )
-    m.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="SOURCE",
-        choices=list(endpoints()),
-        help=f"the input's mesh: {', '.join(endpoints())}",
-    )
-    m.add_argument(
-        "--to",
-        dest="target",
-        required=True,
-        metavar="TARGET",
-        choices=list(endpoints()),
-        help=f"the mesh to move to: {', '.join(endpoints())}",
-    )
+    _mesh_option(m, "--from", "source", "SOURCE", "the input's mesh")
+    _mesh_option(m, "--to", "target", "TARGET", "the mesh to move to")
     m.add_argument("paths", nargs="*", metavar="PATH", help="files or directories; '-' or a pipe for stdin")
     m.add_argument(
         "-o",
@@ -172,6 +150,15 @@ def add_migrate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     m.add_argument("-n", "--namespace", default="default", help="namespace for documents without one")
     add_translation_options(m)
     m.set_defaults(func=run_migrate)
+
+
+def _mesh_option(p: argparse.ArgumentParser, flag: str, dest: str, metavar: str, what: str) -> None:
+    from smi_bridge.migrate import endpoints
+
+    names = list(endpoints())
+    p.add_argument(
+        flag, dest=dest, required=True, metavar=metavar, choices=names, help=f"{what}: {', '.join(names)}"
+    )
 
 
 def _positive(text: str) -> int:

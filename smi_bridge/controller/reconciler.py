@@ -163,6 +163,18 @@ def _smi_key(obj: Mapping[str, Any]) -> SourceKey:
     return (str(obj.get("kind", "")), str(md.get("namespace") or ""), str(md.get("name", "")))
 
 
+def settle_memory() -> None:
+    """Collect once, then freeze what survived.
+
+    The caches and the desired state are long-lived; left to the cyclic collector, every full
+    collection walks them again, a pause of up to a third of a second for a few thousand objects,
+    which lands on whichever single change comes next. ``gc.freeze`` moves them out of its reach;
+    the collection before it makes sure no garbage is frozen along.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class Reconciler:
     """Holds the controller's view of the cluster and makes it true."""
 
@@ -837,16 +849,9 @@ class Reconciler:
                 self.wake.set()
 
     def _settle_memory(self) -> None:
-        """After a large pass, when nothing waits: collect once, then freeze what survived.
-
-        The caches and the desired state are long-lived; left to the cyclic collector, every full
-        collection walks them again, a pause of up to a third of a second for a few thousand
-        objects, which lands on whichever single change comes next. ``gc.freeze`` moves them out of
-        its reach; the collection before it makes sure no garbage is frozen along.
-        """
+        """After a large pass, when nothing waits (see ``settle_memory``)."""
         self._freeze_due = False
-        gc.collect()
-        gc.freeze()
+        settle_memory()
 
     def converged(self) -> bool:
         return not (self.dirty_ns or self.dirty_outputs or self.full) and not self._retry_handles

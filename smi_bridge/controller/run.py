@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -31,7 +30,7 @@ from smi_bridge.controller.health import ProbeServer, Route, parse_address
 from smi_bridge.controller.informer import ChangeHandler, Informer
 from smi_bridge.controller.kubeapi import ApiError, Backoff, Discovery, KubeClient, ResourceType
 from smi_bridge.controller.leader import LeaseElector
-from smi_bridge.controller.reconciler import TARGET_KINDS, Reconciler, Settings
+from smi_bridge.controller.reconciler import TARGET_KINDS, Reconciler, Settings, settle_memory
 from smi_bridge.controller.telemetry import Telemetry
 from smi_bridge.model import KIND_VERSIONS
 
@@ -341,10 +340,7 @@ class Controller:
             primed = await self.recorder.prime(self._scopes())
             log.info("found %d event series written before", primed)
         self.started = True
-        # the caches just filled are long-lived: keep the cyclic collector from walking them again
-        # and again (a full collection over a large cache is a pause of a tenth of a second)
-        gc.collect()
-        gc.freeze()
+        settle_memory()  # the caches just filled are long-lived
         if self.elector is None or self.elector.is_leader:
             self._leadership(True)
         log.info("caches synced (%d informers)", len(self.informers))

@@ -291,6 +291,10 @@ def kube_client(cfg: ClusterConfig, timeouts: Timeouts) -> KubeClient:
         raise MetricsUsageError(f"cannot use the credentials for {cfg.host}: {exc}") from None
 
 
+# metrics_query's namespace when -n is not given (never a valid namespace name, so never a user's)
+CONTEXT_NAMESPACE = ":context:"
+
+
 def _split_source(
     filenames: Sequence[str], kubeconfig: str | None, context: str | None
 ) -> ClusterConfig | None:
@@ -311,7 +315,7 @@ def metrics_query(
     backend: str,
     prometheus: str,
     target: str,
-    namespace: str | None = "default",
+    namespace: str | None = "default",  # None: every namespace; CONTEXT_NAMESPACE: see below
     edges: bool = False,
     window: str = "30s",
     output: str = "table",
@@ -327,10 +331,14 @@ def metrics_query(
     """One TrafficMetrics answer: ``(exit code, the object as text | the error message)``.
 
     A TrafficSplit comes from ``filenames``, or from the cluster when ``kubeconfig`` or ``context``
-    is given (both at once is a usage error).
+    is given (both at once is a usage error). ``namespace=CONTEXT_NAMESPACE`` is what kubectl does
+    without ``-n``: the namespace of the kubeconfig context in use, else ``default``.
     """
     try:
         mesh = mesh_queries(backend)
+        cfg = _split_source(filenames, kubeconfig, context)
+        if namespace == CONTEXT_NAMESPACE:
+            namespace = (cfg.namespace if cfg is not None else None) or "default"
         scope = parse_target(target, namespace)
         if edges:
             scope = Scope(scope.kind, scope.namespace, scope.name, edges=True)
@@ -340,7 +348,6 @@ def metrics_query(
             raise MetricsUsageError(f"unknown output {output!r} (choose {', '.join(OUTPUTS)})")
         if api_version not in API_VERSIONS:
             raise MetricsUsageError(f"unknown API version {api_version!r} (choose {', '.join(API_VERSIONS)})")
-        cfg = _split_source(filenames, kubeconfig, context)
         if scope.kind is TRAFFICSPLIT:
             if not filenames and cfg is None:
                 raise MetricsUsageError(
@@ -640,28 +647,12 @@ def _timeouts(args: argparse.Namespace) -> Timeouts:
     return Timeouts(connect=args.connect_timeout, request=args.timeout)
 
 
-def _namespace(args: argparse.Namespace) -> str | None:
-    """``-n``; else, as kubectl does, the namespace of the kubeconfig context in use; else default."""
-    if args.all_namespaces:
-        return None
-    if args.namespace:
-        return str(args.namespace)
-    if (args.kubeconfig or args.context) and not args.filename:
-        return cluster_config(args.kubeconfig, args.context).namespace or "default"
-    return "default"
-
-
 def _run_query(args: argparse.Namespace) -> int:
-    try:
-        namespace = _namespace(args)
-    except MetricsUsageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return EXIT_USAGE
     code, text = metrics_query(
         backend=args.backend,
         prometheus=args.prometheus,
         target=args.target,
-        namespace=namespace,
+        namespace=None if args.all_namespaces else (args.namespace or CONTEXT_NAMESPACE),
         edges=args.edges,
         window=args.window,
         output=args.output,

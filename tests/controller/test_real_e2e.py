@@ -119,6 +119,22 @@ def _get(c: Cluster, kind: str, ns: str, name: str) -> Obj | None:
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 
+def _set_weights(c: Cluster, namespace: str, v1: int, v2: int) -> None:
+    """Change bookstore-canary's weights with kubectl, as a user would."""
+    backends = [{"service": "bookstore-v1", "weight": v1}, {"service": "bookstore-v2", "weight": v2}]
+    c.kubectl(
+        "patch",
+        "trafficsplits.split.smi-spec.io",
+        "bookstore-canary",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"backends": backends}}),
+    )
+
+
 def _weights(c: Cluster, ns: str) -> list[int]:
     vs = _get(c, "virtualservices.networking.istio.io", ns, "bookstore-canary")
     return [r["weight"] for r in (vs or {}).get("spec", {}).get("http", [{}])[0].get("route", [])]
@@ -155,26 +171,7 @@ def test_controller_process_on_the_real_api_server(bed: tuple[Cluster, str, str]
         ]
         assert vs["metadata"]["ownerReferences"][0]["kind"] == "TrafficSplit"
         # a weight change made with kubectl
-        c.kubectl(
-            "patch",
-            "trafficsplits.split.smi-spec.io",
-            "bookstore-canary",
-            "-n",
-            app,
-            "--type",
-            "merge",
-            "-p",
-            json.dumps(
-                {
-                    "spec": {
-                        "backends": [
-                            {"service": "bookstore-v1", "weight": 30},
-                            {"service": "bookstore-v2", "weight": 70},
-                        ]
-                    }
-                }
-            ),
-        )
+        _set_weights(c, app, 30, 70)
         c.wait_for(lambda: _weights(c, app) == [30, 70], timeout=30, what="new weights")
         # Events, as the real server stored them (events.k8s.io, MicroTime accepted)
         events = json.loads(c.kubectl("get", "events.events.k8s.io", "-n", app, "-o", "json").stdout)["items"]
@@ -275,26 +272,7 @@ def test_two_controller_processes_elect_one_leader_and_fail_over(bed: tuple[Clus
         )
         # the unchanged VirtualService was not rewritten by the new leader
         assert _get(c, "virtualservices.networking.istio.io", app, "bookstore-canary") == vs
-        c.kubectl(
-            "patch",
-            "trafficsplits.split.smi-spec.io",
-            "bookstore-canary",
-            "-n",
-            app,
-            "--type",
-            "merge",
-            "-p",
-            json.dumps(
-                {
-                    "spec": {
-                        "backends": [
-                            {"service": "bookstore-v1", "weight": 1},
-                            {"service": "bookstore-v2", "weight": 1},
-                        ]
-                    }
-                }
-            ),
-        )
+        _set_weights(c, app, 1, 1)
         c.wait_for(lambda: _weights(c, app) == [50, 50], timeout=30, what="the new leader reconciles")
         transitions = (_get(c, "leases.coordination.k8s.io", app, "smi-bridge-istio") or {})["spec"][
             "leaseTransitions"
